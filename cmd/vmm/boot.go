@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
+
+	"github.com/vmm-dev/vmm/boot"
+	"github.com/vmm-dev/vmm/kvm"
+	"github.com/vmm-dev/vmm/vmm"
+)
+
+const bootHelpTail = `The guest's serial console (COM1) is this process's stdin and stdout.
+When stdin is a terminal it is put in raw mode; press Ctrl-A then x to stop
+the VM, Ctrl-A then h for help.
+
+Exit status: 0 when the guest powers off or resets; 1 when the VM could not
+be set up; 2 for a bad command line; 3 guest triple fault; 4 KVM internal
+error (e.g. an instruction KVM cannot emulate); 5 KVM could not enter the
+guest; 6 VMM error while running; 130/143 stopped by SIGINT/SIGTERM.
+`
+
+type bootOptions struct {
+	kernel, initrd, cmdline, memory string
+	cpus                            int
+}
+
+func bootFlags(stderr io.Writer) (*pflag.FlagSet, *bootOptions) {
+	o := &bootOptions{}
+	fs := pflag.NewFlagSet("boot", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.kernel, "kernel", "", "Linux kernel `bzImage` to boot (required)")
+	fs.StringVar(&o.initrd, "initrd", "", "initial ramdisk `file` (e.g. a cpio initramfs)")
+	fs.StringVar(&o.cmdline, "cmdline", "console=ttyS0", "kernel command `line`")
+	fs.StringVar(&o.memory, "memory", "512M", "guest RAM `size` (K, M, G suffixes)")
+	fs.IntVar(&o.cpus, "cpus", 1, "number of vCPUs")
+	return fs, o
+}
+
+func runBoot(args []string, stdout, stderr io.Writer) int {
+	fs, o := bootFlags(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "vmm boot: %v; run `vmm help boot`\n", err)
+		return vmm.StatusUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "vmm boot: unexpected argument %q; run `vmm help boot`\n", fs.Arg(0))
+		return vmm.StatusUsage
+	}
+	if o.kernel == "" {
+		fmt.Fprintf(stderr, "vmm boot: --kernel is required: name a bzImage such as /boot/vmlinuz-$(uname -r)\n")
+		return vmm.StatusUsage
+	}
+	mem, err := vmm.ParseSize(o.memory)
+	if err != nil {
+		fmt.Fprintf(stderr, "vmm boot: --memory: %v\n", err)
+		return vmm.StatusUsage
+	}
+	if err := checkHostMemory(mem); err != nil {
+		fmt.Fprintf(stderr, "vmm: %v\n", err)
+		return vmm.StatusSetupError
+	}
+
+	cfg := vmm.Config{
+		Kernel: o.kernel, Initrd: o.initrd, Cmdline: o.cmdline,
+		MemoryBytes: mem, CPUs: o.cpus, Console: stdout,
+	}
+	con, err := openConsole(os.Stdin, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "vmm: console: %v\n", err)
+		return vmm.StatusSetupError
+	}
+	defer con.restore()
+	cfg.ConsoleIn = con
+
+	m, err := vmm.New(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "vmm: %s\n", explain(err))
+		return vmm.StatusSetupError
+	}
+	defer m.Close()
+	con.onQuit = func() { m.Stop(vmm.ReasonInterrupted, "console escape Ctrl-A x") }
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		for s := range sigs {
+			if s == syscall.SIGTERM {
+				m.Stop(vmm.ReasonTerminated, "")
+			} else {
+				m.Stop(vmm.ReasonInterrupted, "SIGINT")
+			}
+		}
+	}()
+
+	out := m.Run(context.Background())
+	con.restore()
+	fmt.Fprintf(stderr, "\nvmm: %s; unhandled accesses: pio=%d mmio=%d\n", out, out.Unhandled.PIO, out.Unhandled.MMIO)
+	return out.Reason.Status()
+}
+
+// checkHostMemory refuses guests bigger than the host's RAM: guest memory
+// is mapped lazily, but a guest that uses it all would be killed by the OOM
+// killer midway instead of failing here.
+func checkHostMemory(want uint64) error {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
+		return nil // cannot tell; let the mapping decide
+	}
+	total := uint64(si.Totalram) * uint64(si.Unit)
+	if want > total {
+		return fmt.Errorf("--memory %s is more than this host's %s of RAM: give a smaller size",
+			vmm.FormatSize(want), vmm.FormatSize(total&^(1<<20-1)))
+	}
+	return nil
+}
+
+// explain turns a setup error into one line a person can act on.
+func explain(err error) string {
+	var fe *vmm.FileError
+	switch {
+	case errors.Is(err, kvm.ErrNoKVM):
+		return err.Error()
+	case errors.As(err, &fe) && errors.Is(err, os.ErrNotExist):
+		return fmt.Sprintf("%s %s does not exist: check the path", fe.Role, fe.Path)
+	case errors.As(err, &fe) && errors.Is(err, os.ErrPermission):
+		return fmt.Sprintf("cannot read %s %s: permission denied", fe.Role, fe.Path)
+	case errors.Is(err, boot.ErrNotBzImage):
+		return err.Error()
+	}
+	return err.Error()
+}

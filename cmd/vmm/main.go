@@ -1,0 +1,92 @@
+// Command vmm runs Linux kernels and micro-guests in KVM virtual machines.
+//
+//	vmm boot --kernel K [--initrd I] [--cmdline S] [--memory 512M] [--cpus 1]
+//	vmm doctor [--json]
+//	vmm version
+//	vmm help [COMMAND]
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/vmm-dev/vmm/vmm"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+type command struct {
+	name, summary string
+	run           func(args []string, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"boot", "boot a kernel (bzImage) in a new VM, with the serial console on this terminal", runBoot},
+		{"doctor", "check this host: KVM access, capabilities, hardware or software virtualization, TAP", runDoctor},
+		{"version", "print vmm's version", runVersion},
+		{"help", "show help for vmm or one of its commands", runHelp},
+	}
+}
+
+func main() {
+	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func dispatch(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return vmm.StatusUsage
+	}
+	name := args[0]
+	switch name {
+	case "-h", "--help":
+		usage(stdout)
+		return 0
+	case "--version":
+		name = "version"
+	}
+	for _, c := range commands() {
+		if c.name == name {
+			return c.run(args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "vmm: unknown command %q; run `vmm help` for the list\n", name)
+	return vmm.StatusUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "vmm: a virtual machine monitor for Linux KVM\n\nUsage: vmm COMMAND [FLAGS]\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun `vmm help COMMAND` for a command's flags.\n")
+}
+
+func runVersion(args []string, stdout, stderr io.Writer) int {
+	fmt.Fprintf(stdout, "vmm %s\n", version)
+	return 0
+}
+
+func runHelp(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stdout)
+		return 0
+	}
+	switch args[0] {
+	case "boot":
+		fs, _ := bootFlags(stderr)
+		fmt.Fprintf(stdout, "Usage: vmm boot --kernel K [--initrd I] [--cmdline S] [--memory 512M] [--cpus 1]\n\n%s\n%s", fs.FlagUsages(), bootHelpTail)
+	case "doctor":
+		fs, _ := doctorFlags(stderr)
+		fmt.Fprintf(stdout, "Usage: vmm doctor [--json]\n\n%s", fs.FlagUsages())
+	case "version", "help":
+		fmt.Fprintf(stdout, "Usage: vmm %s\n", args[0])
+	default:
+		fmt.Fprintf(stderr, "vmm: unknown command %q; run `vmm help` for the list\n", args[0])
+		return vmm.StatusUsage
+	}
+	return 0
+}

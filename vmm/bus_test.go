@@ -1,0 +1,72 @@
+package vmm
+
+import (
+	"strings"
+	"testing"
+)
+
+type recorder struct {
+	reads, writes []uint64
+	fill          byte
+}
+
+func (r *recorder) Read(off uint64, data []byte) {
+	r.reads = append(r.reads, off)
+	for i := range data {
+		data[i] = r.fill
+	}
+}
+func (r *recorder) Write(off uint64, data []byte) { r.writes = append(r.writes, off) }
+
+func TestBus_Insert_RejectsOverlaps(t *testing.T) {
+	b := NewBus("pio")
+	if err := b.Insert(0x3f8, 8, "com1", &recorder{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		base, size uint64
+	}{
+		{"same", 0x3f8, 8},
+		{"tail", 0x3ff, 2},
+		{"head", 0x3f0, 9},
+		{"covering", 0x3f0, 0x20},
+		{"inside", 0x3fa, 1},
+	} {
+		err := b.Insert(tc.base, tc.size, tc.name, &recorder{})
+		if err == nil || !strings.Contains(err.Error(), "overlaps com1") {
+			t.Errorf("%s: err = %v, want overlap", tc.name, err)
+		}
+	}
+	for _, tc := range []struct{ base, size uint64 }{{0x3f0, 8}, {0x400, 1}} {
+		if err := b.Insert(tc.base, tc.size, "neighbour", &recorder{}); err != nil {
+			t.Errorf("adjacent range [%#x,+%d): %v", tc.base, tc.size, err)
+		}
+	}
+	if err := b.Insert(0x10, 0, "empty", &recorder{}); err == nil {
+		t.Error("empty range accepted")
+	}
+	if err := b.Insert(^uint64(0), 2, "wrap", &recorder{}); err == nil {
+		t.Error("wrapping range accepted")
+	}
+}
+
+func TestBus_Dispatch_OffsetsAndBounds(t *testing.T) {
+	b := NewBus("mmio")
+	d := &recorder{fill: 0xab}
+	if err := b.Insert(0x1000, 0x10, "dev", d); err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 4)
+	if !b.Read(0x1004, data) || d.reads[0] != 4 || data[0] != 0xab {
+		t.Fatalf("read not dispatched at offset 4: %v %v", d.reads, data)
+	}
+	if !b.Write(0x100c, data) || d.writes[0] != 0xc {
+		t.Fatalf("write not dispatched: %v", d.writes)
+	}
+	for _, addr := range []uint64{0xffc, 0x100d, 0x1010, 0, ^uint64(0) - 1} {
+		if b.Read(addr, data) || b.Write(addr, data) {
+			t.Errorf("access at %#x (4 bytes) dispatched; want unhandled", addr)
+		}
+	}
+}

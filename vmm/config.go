@@ -1,0 +1,106 @@
+package vmm
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// Config describes a Machine.
+type Config struct {
+	Kernel  string // path to a bzImage
+	Initrd  string // path to an initrd; empty for none
+	Cmdline string
+
+	MemoryBytes uint64 // guest RAM
+	CPUs        int
+
+	// Console receives the guest's serial output. ConsoleIn, if set, is
+	// read for the guest's serial input until it returns an error.
+	Console   io.Writer
+	ConsoleIn io.Reader
+
+	// ExtraPIO adds port-I/O devices (tests, probes) to the machine.
+	ExtraPIO []PIODevice
+}
+
+// PIODevice places a device on the port-I/O bus.
+type PIODevice struct {
+	Name string
+	Base uint16
+	Size uint16
+	Dev  Device
+}
+
+// Limits the VMM checks up front.
+const (
+	MinMemory = 16 << 20
+	MaxMemory = 1 << 40
+	MaxCPUs   = 254 // one xAPIC ID each, 255 is the broadcast ID
+)
+
+// ErrConfig marks a Config a person must fix.
+var ErrConfig = errors.New("invalid machine configuration")
+
+func (c *Config) validate() error {
+	if c.Kernel == "" {
+		return fmt.Errorf("%w: no kernel given", ErrConfig)
+	}
+	if c.MemoryBytes < MinMemory {
+		return fmt.Errorf("%w: memory %s is below the %s minimum", ErrConfig, FormatSize(c.MemoryBytes), FormatSize(MinMemory))
+	}
+	if c.MemoryBytes > MaxMemory {
+		return fmt.Errorf("%w: memory %s is above the %s maximum", ErrConfig, FormatSize(c.MemoryBytes), FormatSize(MaxMemory))
+	}
+	if c.CPUs < 1 || c.CPUs > MaxCPUs {
+		return fmt.Errorf("%w: %d CPUs; give 1 to %d", ErrConfig, c.CPUs, MaxCPUs)
+	}
+	return nil
+}
+
+// ParseSize parses a memory size: a number of bytes with an optional K, M,
+// G or T suffix (powers of 1024; "512M", "1G", "1.5G").
+func ParseSize(s string) (uint64, error) {
+	t := strings.TrimSpace(strings.ToUpper(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
+	mult := uint64(1)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult != 1 {
+			t = t[:n-1]
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v < 0 || v != v {
+		return 0, fmt.Errorf("size %q: want a number with an optional K, M, G or T suffix, such as 512M", s)
+	}
+	b := v * float64(mult)
+	if b >= 1<<63 {
+		return 0, fmt.Errorf("size %q is too large", s)
+	}
+	return uint64(b), nil
+}
+
+// FormatSize writes bytes the way ParseSize reads them, e.g. "512M".
+func FormatSize(b uint64) string {
+	for _, u := range []struct {
+		shift  uint
+		suffix string
+	}{{40, "T"}, {30, "G"}, {20, "M"}, {10, "K"}} {
+		if b >= 1<<u.shift && b%(1<<u.shift) == 0 {
+			return strconv.FormatUint(b>>u.shift, 10) + u.suffix
+		}
+	}
+	return strconv.FormatUint(b, 10)
+}

@@ -1,0 +1,389 @@
+// Package vmm assembles a virtual machine from a Config: guest memory, the
+// Linux boot state, vCPU threads, the port-I/O and MMIO buses with their
+// devices, and the lifecycle that ends in an Outcome.
+package vmm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vmm-dev/vmm/boot"
+	"github.com/vmm-dev/vmm/devices"
+	"github.com/vmm-dev/vmm/guestmem"
+	"github.com/vmm-dev/vmm/kvm"
+)
+
+// Fixed guest-physical addresses outside RAM that Intel VMX needs for
+// real-mode support (three pages of TSS and one identity-map page), placed
+// in the MMIO hole below the IOAPIC as other VMMs do.
+const (
+	tssAddr         = 0xFFFB_D000
+	identityMapAddr = 0xFFFB_C000
+)
+
+// Legacy port-I/O placement.
+const (
+	com1Base     = 0x3F8
+	com1Size     = 8
+	com1IRQ      = 4
+	i8042Data    = 0x60
+	i8042Command = 0x64
+)
+
+// serialFlushDelay bounds how long console output may sit in the UART's
+// buffer before it reaches the host.
+const serialFlushDelay = 5 * time.Millisecond
+
+// Machine is one virtual machine. Build it with New, run it once with Run,
+// and Close it.
+type Machine struct {
+	cfg    Config
+	sys    *kvm.System
+	vm     *kvm.VM
+	mem    *guestmem.Memory
+	vcpus  []*kvm.VCPU
+	serial *devices.Serial
+	exits  *exitHandler
+	undo   cleanup
+
+	tids []atomic.Int32 // OS thread of each running vCPU, for kicks
+
+	mu       sync.Mutex // guards outcome and stopping
+	outcome  Outcome
+	stopping atomic.Bool
+}
+
+// New builds a Machine: it opens KVM, maps memory, loads the kernel and
+// initrd, creates the vCPUs and attaches the devices. On failure it releases
+// everything it had opened.
+func New(cfg Config) (m *Machine, err error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Console == nil {
+		cfg.Console = io.Discard
+	}
+	m = &Machine{cfg: cfg}
+	defer func() {
+		if err != nil {
+			m.undo.run()
+			m = nil
+		}
+	}()
+	if m.sys, err = kvm.Open(); err != nil {
+		return nil, err
+	}
+	m.undo.add(m.sys.Close)
+	if m.vm, err = m.sys.CreateVM(); err != nil {
+		return nil, err
+	}
+	m.undo.add(m.vm.Close)
+	if err := m.setupMemory(); err != nil {
+		return nil, err
+	}
+	entry, err := m.loadKernel()
+	if err != nil {
+		return nil, err
+	}
+	if err := m.setupIRQChip(); err != nil {
+		return nil, err
+	}
+	if err := m.setupDevices(); err != nil {
+		return nil, err
+	}
+	if err := m.setupVCPUs(entry); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Machine) setupMemory() error {
+	layout, err := guestmem.X86Layout(m.cfg.MemoryBytes)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if m.mem, err = guestmem.New(layout); err != nil {
+		return err
+	}
+	m.undo.add(m.mem.Close)
+	for i, r := range m.mem.HostRegions() {
+		if err := m.vm.SetUserMemoryRegion(kvm.UserspaceMemoryRegion{
+			Slot: uint32(i), GuestPhysAddr: uint64(r.Start), MemorySize: r.Size, UserspaceAddr: uint64(r.HostAddr),
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FileError names a file the user gave that could not be used.
+type FileError struct {
+	Role string // "kernel", "initrd"
+	Path string
+	Err  error
+}
+
+func (e *FileError) Error() string { return fmt.Sprintf("%s %s: %v", e.Role, e.Path, e.Err) }
+func (e *FileError) Unwrap() error { return e.Err }
+
+func openSized(role, path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, &FileError{Role: role, Path: path, Err: err}
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, &FileError{Role: role, Path: path, Err: err}
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, &FileError{Role: role, Path: path, Err: errors.New("not a regular file")}
+	}
+	return f, st.Size(), nil
+}
+
+func (m *Machine) loadKernel() (*boot.EntryState, error) {
+	k, ksize, err := openSized("kernel", m.cfg.Kernel)
+	if err != nil {
+		return nil, err
+	}
+	defer k.Close()
+	bc := boot.Config{Kernel: k, KernelSize: ksize, Cmdline: m.cfg.Cmdline}
+	if m.cfg.Initrd != "" {
+		f, size, err := openSized("initrd", m.cfg.Initrd)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		bc.Initrd, bc.InitrdSize = f, size
+	}
+	entry, err := boot.Load(m.mem, bc)
+	if err != nil {
+		return nil, fmt.Errorf("load kernel %s: %w", m.cfg.Kernel, err)
+	}
+	return entry, nil
+}
+
+func (m *Machine) setupIRQChip() error {
+	if err := m.vm.SetTSSAddr(tssAddr); err != nil {
+		return err
+	}
+	if m.vm.CheckExtension(kvm.KVM_CAP_SET_IDENTITY_MAP_ADDR) != 0 {
+		if err := m.vm.SetIdentityMapAddr(identityMapAddr); err != nil {
+			return err
+		}
+	}
+	if err := m.vm.CreateIRQChip(); err != nil {
+		return err
+	}
+	return m.vm.CreatePIT2()
+}
+
+// irqLine drives one input pin of the in-kernel PIC/IOAPIC.
+type irqLine struct {
+	vm  *kvm.VM
+	irq uint32
+}
+
+func (l irqLine) SetLevel(high bool) error { return l.vm.IRQLine(l.irq, high) }
+
+func (m *Machine) setupDevices() error {
+	m.exits = &exitHandler{pio: NewBus("pio"), mmio: NewBus("mmio")}
+	m.serial = devices.NewSerial(irqLine{m.vm, com1IRQ}, m.cfg.Console,
+		devices.WithFlushDelay(serialFlushDelay, afterFunc))
+	kbd := devices.NewI8042(func() { m.Stop(ReasonReset, "i8042 reset command") })
+	pio := []PIODevice{
+		{Name: "com1", Base: com1Base, Size: com1Size, Dev: m.serial},
+		{Name: "i8042-data", Base: i8042Data, Size: 1, Dev: kbd.DataPort()},
+		{Name: "i8042-command", Base: i8042Command, Size: 1, Dev: kbd.CommandPort()},
+	}
+	for _, d := range append(pio, m.cfg.ExtraPIO...) {
+		if err := m.exits.pio.Insert(uint64(d.Base), uint64(d.Size), d.Name, d.Dev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func afterFunc(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
+
+func (m *Machine) setupVCPUs(entry *boot.EntryState) error {
+	supported, err := m.sys.SupportedCPUID()
+	if err != nil {
+		return err
+	}
+	m.tids = make([]atomic.Int32, m.cfg.CPUs)
+	for i := 0; i < m.cfg.CPUs; i++ {
+		c, err := m.vm.CreateVCPU(i)
+		if err != nil {
+			return err
+		}
+		m.undo.add(c.Close)
+		m.vcpus = append(m.vcpus, c)
+		e := entry
+		if i != 0 {
+			e = nil
+		}
+		if err := setupVCPU(c, supported, e); err != nil {
+			return fmt.Errorf("set up vCPU %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// Memory is the guest's RAM, for embedders and tests.
+func (m *Machine) Memory() *guestmem.Memory { return m.mem }
+
+// Close releases the VM, its vCPUs and memory.
+func (m *Machine) Close() error { return m.undo.run() }
+
+// Run runs the guest until it resets, powers off, crashes, or Stop is
+// called (for example when ctx is cancelled), and reports how it ended.
+// A Machine runs once.
+func (m *Machine) Run(ctx context.Context) Outcome {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if m.cfg.ConsoleIn != nil {
+		go m.feedConsole(ctx)
+	}
+	go func() {
+		<-ctx.Done()
+		m.Stop(ReasonInterrupted, "")
+	}()
+	var wg sync.WaitGroup
+	for i := range m.vcpus {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.runVCPU(i)
+		}()
+	}
+	wg.Wait()
+	if err := m.serial.Flush(); err != nil && m.outcome.Reason == ReasonNone {
+		m.Stop(ReasonVMMError, fmt.Sprintf("console output: %v", err))
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.outcome.Unhandled = m.exits.counts()
+	return m.outcome
+}
+
+// Stop ends the run with reason, unless it already ended: the first reason
+// wins. It may be called from any goroutine, including a vCPU's own.
+func (m *Machine) Stop(reason Reason, detail string) {
+	m.mu.Lock()
+	if m.outcome.Reason == ReasonNone {
+		m.outcome.Reason, m.outcome.Detail = reason, detail
+	}
+	m.mu.Unlock()
+	if m.stopping.Swap(true) {
+		return
+	}
+	m.kickAll()
+}
+
+// kickAll makes every vCPU leave KVM_RUN: immediate_exit covers a vCPU about
+// to enter the guest, the signal one already inside it.
+func (m *Machine) kickAll() {
+	pid := unix.Getpid()
+	for i, c := range m.vcpus {
+		c.SetImmediateExit(true)
+		if tid := m.tids[i].Load(); tid != 0 {
+			// SIGURG: the Go runtime already handles it (goroutine
+			// preemption), so it only interrupts the ioctl.
+			unix.Tgkill(pid, int(tid), unix.SIGURG)
+		}
+	}
+}
+
+func (m *Machine) runVCPU(i int) {
+	// The thread stays locked until the goroutine ends, so the runtime
+	// retires it rather than reuse a thread KVM has state on.
+	runtime.LockOSThread()
+	c := m.vcpus[i]
+	m.tids[i].Store(int32(unix.Gettid()))
+	for !m.stopping.Load() {
+		exit, err := c.Run()
+		if err != nil {
+			m.Stop(ReasonVMMError, err.Error())
+			return
+		}
+		v := m.exits.handle(exit)
+		if !v.stop {
+			continue
+		}
+		detail := v.detail
+		if v.reason != ReasonReset && v.reason != ReasonPowerOff {
+			detail = joinDetail(detail, m.crashReport(c, exit))
+		}
+		m.Stop(v.reason, detail)
+		return
+	}
+}
+
+// crashReport describes the vCPU after an abnormal exit: registers and, when
+// KVM did not supply them, the instruction bytes at RIP.
+func (m *Machine) crashReport(c *kvm.VCPU, exit kvm.Exit) string {
+	report := describeCPU(c)
+	if ie, ok := exit.(kvm.ExitInternalError); ok && len(ie.Insn) == 0 {
+		if insn := m.instructionAt(c); len(insn) > 0 {
+			report += fmt.Sprintf("; bytes at rip: % x", insn)
+		}
+	}
+	return report
+}
+
+func (m *Machine) instructionAt(c *kvm.VCPU) []byte {
+	r, err := c.GetRegs()
+	if err != nil {
+		return nil
+	}
+	t, err := c.Translate(r.RIP)
+	if err != nil || t.Valid == 0 {
+		return nil
+	}
+	buf := make([]byte, 15)
+	for n := len(buf); n > 0; n-- { // the instruction may end near the end of RAM
+		if m.mem.ReadAt(buf[:n], guestmem.GuestAddr(t.PhysicalAddress)) == nil {
+			return buf[:n]
+		}
+	}
+	return nil
+}
+
+func joinDetail(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "; " + b
+}
+
+// feedConsole copies host input to the UART, waiting while its receive
+// queue is full, until the input ends or the run does.
+func (m *Machine) feedConsole(ctx context.Context) {
+	buf := make([]byte, 256)
+	for {
+		n, err := m.cfg.ConsoleIn.Read(buf)
+		if n > 0 {
+			if m.serial.FeedInput(ctx, buf[:n]) != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}

@@ -1,0 +1,85 @@
+package vmm
+
+import "fmt"
+
+// Reason says why a VM run ended.
+type Reason int
+
+const (
+	ReasonNone          Reason = iota // still running
+	ReasonReset                       // the guest asked for a reset (i8042, ACPI)
+	ReasonPowerOff                    // the guest powered off
+	ReasonTripleFault                 // KVM_EXIT_SHUTDOWN
+	ReasonInternalError               // KVM_EXIT_INTERNAL_ERROR
+	ReasonFailEntry                   // KVM_EXIT_FAIL_ENTRY
+	ReasonVMMError                    // the VMM failed while the guest ran
+	ReasonInterrupted                 // SIGINT, or the console escape
+	ReasonTerminated                  // SIGTERM
+)
+
+func (r Reason) String() string {
+	switch r {
+	case ReasonNone:
+		return "running"
+	case ReasonReset:
+		return "guest reset"
+	case ReasonPowerOff:
+		return "guest powered off"
+	case ReasonTripleFault:
+		return "guest triple fault (KVM_EXIT_SHUTDOWN)"
+	case ReasonInternalError:
+		return "KVM internal error"
+	case ReasonFailEntry:
+		return "KVM could not enter the guest (KVM_EXIT_FAIL_ENTRY)"
+	case ReasonVMMError:
+		return "VMM error"
+	case ReasonInterrupted:
+		return "stopped by the user"
+	case ReasonTerminated:
+		return "stopped by SIGTERM"
+	}
+	return fmt.Sprintf("reason %d", int(r))
+}
+
+// Status is the process exit status a run that ended for this reason gets.
+func (r Reason) Status() int {
+	switch r {
+	case ReasonReset, ReasonPowerOff:
+		return StatusGuestOff
+	case ReasonTripleFault:
+		return StatusTripleFault
+	case ReasonInternalError:
+		return StatusInternalError
+	case ReasonFailEntry:
+		return StatusFailEntry
+	case ReasonInterrupted:
+		return StatusInterrupted
+	case ReasonTerminated:
+		return StatusTerminated
+	}
+	return StatusVMMError
+}
+
+// Outcome is how a run ended.
+type Outcome struct {
+	Reason Reason
+	// Detail explains abnormal ends: the failing instruction bytes and
+	// registers of an internal error, the vCPU that triple-faulted.
+	Detail string
+	// Unhandled counts guest accesses no device claimed. They read as
+	// all-ones and are otherwise ignored, as on real hardware.
+	Unhandled UnhandledCounts
+}
+
+// UnhandledCounts counts accesses to ports and MMIO addresses with no device.
+type UnhandledCounts struct {
+	PIO, MMIO uint64
+}
+
+func (o Outcome) String() string {
+	s := o.Reason.String()
+	if o.Detail != "" {
+		s += ": " + o.Detail
+	}
+	return s
+}
