@@ -65,18 +65,17 @@ type Machine struct {
 // New builds a Machine: it opens KVM, maps memory, loads the kernel and
 // initrd, creates the vCPUs and attaches the devices. On failure it releases
 // everything it had opened.
-func New(cfg Config) (m *Machine, err error) {
+func New(cfg Config) (_ *Machine, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	if cfg.Console == nil {
 		cfg.Console = io.Discard
 	}
-	m = &Machine{cfg: cfg}
+	m := &Machine{cfg: cfg}
 	defer func() {
 		if err != nil {
 			m.undo.run()
-			m = nil
 		}
 	}()
 	if m.sys, err = kvm.Open(); err != nil {

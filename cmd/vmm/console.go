@@ -31,7 +31,7 @@ func openConsole(stdin *os.File, stderr io.Writer) (*console, error) {
 		return nil, fmt.Errorf("put the terminal in raw mode: %w", err)
 	}
 	c.undoRaw = restore
-	c.esc = hostterm.NewEscaper(stderr)
+	c.esc = &hostterm.Escaper{Help: stderr}
 	return c, nil
 }
 
