@@ -57,9 +57,20 @@ type Machine struct {
 
 	tids []atomic.Int32 // OS thread of each running vCPU, for kicks
 
-	mu       sync.Mutex // guards outcome and stopping
+	mu       sync.Mutex // guards outcome
 	outcome  Outcome
 	stopping atomic.Bool
+
+	firstRun     sync.Once
+	firstRunTime time.Time // when the boot vCPU first entered KVM_RUN
+}
+
+// FirstRunTime reports when the boot vCPU first entered the guest: the end
+// of the VMM's start-up, for measurements.
+func (m *Machine) FirstRunTime() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.firstRunTime
 }
 
 // New builds a Machine: it opens KVM, maps memory, loads the kernel and
@@ -268,7 +279,7 @@ func (m *Machine) Run(ctx context.Context) Outcome {
 		}()
 	}
 	wg.Wait()
-	if err := m.serial.Flush(); err != nil && m.outcome.Reason == ReasonNone {
+	if err := m.serial.Flush(); err != nil {
 		m.Stop(ReasonVMMError, fmt.Sprintf("console output: %v", err))
 	}
 	m.mu.Lock()
@@ -312,6 +323,13 @@ func (m *Machine) runVCPU(i int) {
 	c := m.vcpus[i]
 	m.tids[i].Store(int32(unix.Gettid()))
 	for !m.stopping.Load() {
+		if i == 0 {
+			m.firstRun.Do(func() {
+				m.mu.Lock()
+				m.firstRunTime = time.Now()
+				m.mu.Unlock()
+			})
+		}
 		exit, err := c.Run()
 		if err != nil {
 			m.Stop(ReasonVMMError, err.Error())
