@@ -1,0 +1,92 @@
+package guestinit
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// recorder is a fake machine that logs what init does to it.
+type recorder struct {
+	pid      int
+	mountErr error
+	offErr   error
+	calls    []string
+}
+
+func (r *recorder) ops() Ops {
+	return Ops{
+		PID: func() int { return r.pid },
+		Mount: func(m Mount) error {
+			r.calls = append(r.calls, "mount "+m.Target)
+			return r.mountErr
+		},
+		Release: func() (string, error) { return "6.1.0-test", nil },
+		PowerOff: func() error {
+			r.calls = append(r.calls, "poweroff")
+			return r.offErr
+		},
+	}
+}
+
+func TestRun_PID1_MountsPrintsMarkerPowersOff(t *testing.T) {
+	r := &recorder{pid: 1}
+	var console bytes.Buffer
+	if err := Run(&console, r.ops(), Mounts()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := console.String(), "VMM-GUESTINIT-OK 6.1.0-test\n"; got != want {
+		t.Errorf("console = %q, want %q", got, want)
+	}
+	if got, want := strings.Join(r.calls, ", "), "mount /proc, mount /sys, mount /dev, poweroff"; got != want {
+		t.Errorf("calls = %s, want %s", got, want)
+	}
+}
+
+func TestRun_NotPID1_RefusesAndTouchesNothing(t *testing.T) {
+	r := &recorder{pid: 4242}
+	var console bytes.Buffer
+	err := Run(&console, r.ops(), Mounts())
+	if !errors.Is(err, ErrNotPID1) || len(r.calls) != 0 || console.Len() != 0 {
+		t.Fatalf("err = %v, calls %v, console %q; want ErrNotPID1 and nothing done", err, r.calls, console.String())
+	}
+}
+
+func TestRun_MountFails_NoMarkerNoPowerOff(t *testing.T) {
+	r := &recorder{pid: 1, mountErr: unix.ENODEV}
+	var console bytes.Buffer
+	err := Run(&console, r.ops(), Mounts())
+	if !errors.Is(err, unix.ENODEV) || !strings.Contains(err.Error(), "proc on /proc type proc") {
+		t.Errorf("err = %v, want ENODEV naming the mount", err)
+	}
+	if console.Len() != 0 || len(r.calls) != 1 {
+		t.Errorf("console %q, calls %v: want no marker and only the failed mount", console.String(), r.calls)
+	}
+}
+
+func TestRun_PowerOffFails_Reported(t *testing.T) {
+	r := &recorder{pid: 1, offErr: unix.EPERM}
+	if err := Run(&bytes.Buffer{}, r.ops(), nil); !errors.Is(err, unix.EPERM) {
+		t.Fatalf("err = %v, want EPERM", err)
+	}
+}
+
+func TestMounts_KernelFilesystemsInOrder(t *testing.T) {
+	want := []Mount{
+		{Source: "proc", Target: "/proc", FSType: "proc", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
+		{Source: "sysfs", Target: "/sys", FSType: "sysfs", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
+		{Source: "devtmpfs", Target: "/dev", FSType: "devtmpfs", Flags: unix.MS_NOSUID, Data: "mode=0755"},
+	}
+	got := Mounts()
+	if len(got) != len(want) {
+		t.Fatalf("Mounts() = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("Mounts()[%d] = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}

@@ -1,0 +1,82 @@
+package images
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// GuestinitPackage is the import path of guestinit's main package.
+const GuestinitPackage = "github.com/vmm-dev/vmm/guestinit/cmd/guestinit"
+
+// BuildGuestinit compiles guestinit as a static linux/amd64 binary at
+// outPath. It runs the go command, so it needs a Go toolchain and must run
+// inside the vmm source tree.
+func BuildGuestinit(ctx context.Context, outPath string) error {
+	if _, err := exec.LookPath("go"); err != nil {
+		return fmt.Errorf("build guestinit: the go command is not on PATH: install Go 1.26 or later")
+	}
+	cmd := exec.CommandContext(ctx, "go", "build",
+		"-trimpath", "-buildvcs=false", "-ldflags=-s -w",
+		"-o", outPath, GuestinitPackage)
+	// Static and for the guest whatever the host is: the guest has no libc.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("build guestinit (run inside the vmm source tree): go build %s: %v: %s",
+			GuestinitPackage, err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// GuestinitInitramfs builds guestinit and returns the path of an initramfs
+// holding it as /init, cached in cacheDir by the archive's sha256: building
+// is cheap (Go's build cache), writing a new file is not needed when the
+// binary did not change.
+func GuestinitInitramfs(ctx context.Context, cacheDir string) (string, error) {
+	dir := filepath.Join(cacheDir, "initramfs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("create initramfs cache: %w", err)
+	}
+	removeStaleTemps(dir)
+	tmp, err := os.MkdirTemp(dir, tmpPrefix)
+	if err != nil {
+		return "", fmt.Errorf("create initramfs cache: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+
+	bin := filepath.Join(tmp, "guestinit")
+	if err := BuildGuestinit(ctx, bin); err != nil {
+		return "", err
+	}
+	init, err := os.ReadFile(bin)
+	if err != nil {
+		return "", fmt.Errorf("read built guestinit: %w", err)
+	}
+	return cacheInitramfs(dir, []File{{Path: "/init", Mode: 0o755, Data: init}})
+}
+
+// cacheInitramfs writes the archive of files into dir under its digest,
+// unless an identical one is already there.
+func cacheInitramfs(dir string, files []File) (string, error) {
+	var buf bytes.Buffer
+	if err := BuildInitramfs(&buf, files); err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	path := filepath.Join(dir, "sha256-"+hex.EncodeToString(sum[:])+".cpio")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if err := writeFileAtomic(path, buf.Bytes(), 0o644); err != nil {
+		return "", err
+	}
+	return path, nil
+}
