@@ -44,11 +44,12 @@ type EntryState struct {
 	LDT Segment
 }
 
-// entryState is the state for a payload loaded at kernel with its zero page
-// at params.
-func entryState(kernel, params uint64) *EntryState {
+// entryState is the state for a 64-bit entry at rip with its zero page at
+// params: the bzImage's protected-mode code +0x200, or a vmlinux's
+// startup_64, which expects the same state (head_64.S).
+func entryState(rip, params uint64) *EntryState {
 	return &EntryState{
-		RIP:      kernel + entry64Offset,
+		RIP:      rip,
 		RSI:      params,
 		RSP:      BootStack,
 		RFLAGS:   RFLAGSReserved,

@@ -90,3 +90,60 @@ func (e *KernelTooLargeError) Error() string {
 }
 
 func (e *KernelTooLargeError) Unwrap() error { return ErrKernelTooLarge }
+
+// Sentinels for loading a bzImage's decompressed kernel (HostDecompress).
+var (
+	ErrUnsupportedCompression = errors.New("unsupported kernel compression")
+	ErrBadPayload             = errors.New("bad compressed kernel payload")
+	ErrNotVmlinux             = errors.New("not a loadable x86-64 vmlinux")
+)
+
+// UnsupportedCompressionError names the payload's compression format, or its
+// first bytes when the magic is not one we know.
+type UnsupportedCompressionError struct {
+	Format string
+}
+
+func (e *UnsupportedCompressionError) Error() string {
+	return fmt.Sprintf("kernel payload is %s-compressed, which the host-side decompressor does not handle: "+
+		"boot it without host decompression, or use a gzip, lz4, xz or zstd kernel", e.Format)
+}
+
+func (e *UnsupportedCompressionError) Unwrap() error { return ErrUnsupportedCompression }
+
+// PayloadError says why a compressed payload could not be decompressed. Err,
+// when set, is the decoder's own error.
+type PayloadError struct {
+	Format string // "gzip", "lz4", ...; "" before the format is known
+	Reason string
+	Err    error
+}
+
+func (e *PayloadError) Error() string {
+	s := "kernel payload"
+	if e.Format != "" {
+		s += " (" + e.Format + ")"
+	}
+	s += ": " + e.Reason
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *PayloadError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrBadPayload}
+	}
+	return []error{ErrBadPayload, e.Err}
+}
+
+// VmlinuxError says why a decompressed kernel cannot be placed in guest
+// memory.
+type VmlinuxError struct {
+	Reason string
+}
+
+func (e *VmlinuxError) Error() string { return "vmlinux: " + e.Reason }
+
+func (e *VmlinuxError) Unwrap() error { return ErrNotVmlinux }

@@ -33,6 +33,12 @@ type Config struct {
 	Initrd     io.ReaderAt // nil: no initrd
 	InitrdSize int64
 	Cmdline    string // without the terminating NUL
+
+	// HostDecompress decompresses the bzImage's payload on the host
+	// (ExtractVmlinux), places the vmlinux ELF's segments at their
+	// physical addresses and enters startup_64 directly, skipping the
+	// guest-side decompressor. The zero page is the same as without it.
+	HostDecompress bool
 }
 
 // Load writes the kernel, initrd, command line, zero page, GDT and page
@@ -54,18 +60,21 @@ func Load(mem *guestmem.Memory, cfg Config) (*EntryState, error) {
 	if err != nil {
 		return nil, err
 	}
-	kEnd := kernelEnd(h)
-	if kEnd > lowEnd {
-		return nil, &KernelTooLargeError{End: kEnd, RAMEnd: lowEnd}
-	}
 	if err := checkCmdline(cfg.Cmdline, h.CmdlineSize); err != nil {
 		return nil, err
+	}
+	k, err := prepareKernel(h, cfg, lowEnd)
+	if err != nil {
+		return nil, err
+	}
+	if k.end > lowEnd {
+		return nil, &KernelTooLargeError{End: k.end, RAMEnd: lowEnd}
 	}
 	p := bootParams{cmdline: uint64(CmdlineAddr), e820: E820Map(mem.Regions())}
 	if cfg.InitrdSize > 0 {
 		ceiling := min(uint64(h.InitrdAddrMax)+1, lowEnd)
 		p.initrdSize = uint64(cfg.InitrdSize)
-		if p.initrdAddr, err = placeInitrd(p.initrdSize, alignUp(kEnd, initrdAlign), ceiling); err != nil {
+		if p.initrdAddr, err = placeInitrd(p.initrdSize, alignUp(k.end, initrdAlign), ceiling); err != nil {
 			return nil, err
 		}
 	}
@@ -78,8 +87,8 @@ func Load(mem *guestmem.Memory, cfg Config) (*EntryState, error) {
 		return nil, err
 	}
 
-	if err := copyIn(mem, KernelAddr, cfg.Kernel, h.KernelOffset, h.KernelSize); err != nil {
-		return nil, fmt.Errorf("read kernel: %w", err)
+	if err := k.place(mem); err != nil {
+		return nil, err
 	}
 	if p.initrdSize > 0 {
 		if err := copyIn(mem, guestmem.GuestAddr(p.initrdAddr), cfg.Initrd, 0, cfg.InitrdSize); err != nil {
@@ -100,7 +109,46 @@ func Load(mem *guestmem.Memory, cfg Config) (*EntryState, error) {
 			return nil, fmt.Errorf("write %s: %w", w.what, err)
 		}
 	}
-	return entryState(uint64(KernelAddr), uint64(ZeroPageAddr)), nil
+	return entryState(k.entry, uint64(ZeroPageAddr)), nil
+}
+
+// preparedKernel is a kernel checked against guest RAM, ready to place:
+// where it is entered and the first byte past everything it may use.
+type preparedKernel struct {
+	entry uint64
+	end   uint64
+	place func(*guestmem.Memory) error
+}
+
+// prepareKernel decides where the kernel goes without writing anything:
+// the protected-mode code at KernelAddr, entered at +0x200; or, with
+// HostDecompress, the vmlinux segments at their physical addresses,
+// entered at startup_64. Either way the initrd stays clear of kernelEnd
+// (init_size from pref_address), which for a vmlinux also covers the
+// memory startup_64 uses past its bss (brk, early page tables).
+func prepareKernel(h *Header, cfg Config, lowEnd uint64) (*preparedKernel, error) {
+	kEnd := kernelEnd(h)
+	if !cfg.HostDecompress {
+		return &preparedKernel{
+			entry: uint64(KernelAddr) + entry64Offset,
+			end:   kEnd,
+			place: func(mem *guestmem.Memory) error {
+				if err := copyIn(mem, KernelAddr, cfg.Kernel, h.KernelOffset, h.KernelSize); err != nil {
+					return fmt.Errorf("read kernel: %w", err)
+				}
+				return nil
+			},
+		}, nil
+	}
+	image, err := ExtractVmlinux(cfg.Kernel, cfg.KernelSize)
+	if err != nil {
+		return nil, err
+	}
+	v, err := parseVmlinux(image, lowEnd)
+	if err != nil {
+		return nil, err
+	}
+	return &preparedKernel{entry: v.entry, end: max(kEnd, v.end), place: v.place}, nil
 }
 
 // lowRAMEnd returns the end of the RAM the boot layout can use: the first

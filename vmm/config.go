@@ -24,6 +24,10 @@ type Config struct {
 
 	// ExtraPIO adds port-I/O devices (tests, probes) to the machine.
 	ExtraPIO []PIODevice
+
+	// Profile adapts the guest to the host (SoftwareKVMProfile for a
+	// software-only KVM); the zero Profile changes nothing.
+	Profile Profile
 }
 
 // PIODevice places a device on the port-I/O bus.

@@ -20,6 +20,7 @@ import (
 	"github.com/vmm-dev/vmm/devices"
 	"github.com/vmm-dev/vmm/guestmem"
 	"github.com/vmm-dev/vmm/kvm"
+	"github.com/vmm-dev/vmm/vmm/emulate"
 )
 
 // Fixed guest-physical addresses outside RAM that Intel VMX needs for
@@ -54,6 +55,8 @@ type Machine struct {
 	serial *devices.Serial
 	exits  *exitHandler
 	undo   cleanup
+
+	emulated emulatedCounts // instructions the fallback emulator performed
 
 	tids []atomic.Int32 // OS thread of each running vCPU, for kicks
 
@@ -168,7 +171,7 @@ func (m *Machine) loadKernel() (*boot.EntryState, error) {
 		return nil, err
 	}
 	defer k.Close()
-	bc := boot.Config{Kernel: k, KernelSize: ksize, Cmdline: m.cfg.Cmdline}
+	bc := boot.Config{Kernel: k, KernelSize: ksize, Cmdline: m.cfg.Profile.AppendCmdline(m.cfg.Cmdline)}
 	if m.cfg.Initrd != "" {
 		f, size, err := openSized("initrd", m.cfg.Initrd)
 		if err != nil {
@@ -232,6 +235,7 @@ func (m *Machine) setupVCPUs(entry *boot.EntryState) error {
 	if err != nil {
 		return err
 	}
+	m.cfg.Profile.maskCPUID(supported)
 	m.tids = make([]atomic.Int32, m.cfg.CPUs)
 	for i := 0; i < m.cfg.CPUs; i++ {
 		c, err := m.vm.CreateVCPU(i)
@@ -285,6 +289,7 @@ func (m *Machine) Run(ctx context.Context) Outcome {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.outcome.Unhandled = m.exits.counts()
+	m.outcome.Emulated = m.emulated.snapshot()
 	return m.outcome
 }
 
@@ -339,6 +344,9 @@ func (m *Machine) runVCPU(i int) {
 		if !v.stop {
 			continue
 		}
+		if v.reason == ReasonInternalError && m.cfg.Profile.Fallback && m.fallback(c) {
+			continue
+		}
 		detail := v.detail
 		if v.reason != ReasonReset && v.reason != ReasonPowerOff {
 			detail = joinDetail(detail, m.crashReport(c, exit))
@@ -346,6 +354,17 @@ func (m *Machine) runVCPU(i int) {
 		m.Stop(v.reason, detail)
 		return
 	}
+}
+
+// fallback performs the instruction KVM failed on, when the emulate package
+// knows it, and reports whether the guest can go on.
+func (m *Machine) fallback(c *kvm.VCPU) bool {
+	r, err := emulate.Step(c, m.mem)
+	if err != nil || !r.Handled {
+		return false
+	}
+	m.emulated.record(r.Mnemonic)
+	return true
 }
 
 // crashReport describes the vCPU after an abnormal exit: registers and, when

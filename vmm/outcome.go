@@ -1,6 +1,10 @@
 package vmm
 
-import "fmt"
+import (
+	"fmt"
+	"maps"
+	"sync"
+)
 
 // Reason says why a VM run ended.
 type Reason int
@@ -69,6 +73,30 @@ type Outcome struct {
 	// Unhandled counts guest accesses no device claimed. They read as
 	// all-ones and are otherwise ignored, as on real hardware.
 	Unhandled UnhandledCounts
+	// Emulated counts the instructions the VMM performed for the guest
+	// because KVM could not (the compatibility profile's fallback).
+	Emulated map[string]uint64
+}
+
+// emulatedCounts counts fallback-emulated instructions by mnemonic.
+type emulatedCounts struct {
+	mu sync.Mutex
+	n  map[string]uint64
+}
+
+func (e *emulatedCounts) record(mnemonic string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.n == nil {
+		e.n = map[string]uint64{}
+	}
+	e.n[mnemonic]++
+}
+
+func (e *emulatedCounts) snapshot() map[string]uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return maps.Clone(e.n)
 }
 
 // UnhandledCounts counts accesses to ports and MMIO addresses with no device.

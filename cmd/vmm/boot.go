@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/vmm-dev/vmm/boot"
 	"github.com/vmm-dev/vmm/kvm"
 	"github.com/vmm-dev/vmm/vmm"
+	"github.com/vmm-dev/vmm/vmm/doctor"
 )
 
 const bootHelpTail = `The guest's serial console (COM1) is this process's stdin and stdout.
@@ -31,6 +35,7 @@ guest; 6 VMM error while running; 130/143 stopped by SIGINT/SIGTERM.
 type bootOptions struct {
 	kernel, initrd, cmdline, memory string
 	cpus                            int
+	compat                          string
 }
 
 func bootFlags(stderr io.Writer) (*pflag.FlagSet, *bootOptions) {
@@ -42,6 +47,7 @@ func bootFlags(stderr io.Writer) (*pflag.FlagSet, *bootOptions) {
 	fs.StringVar(&o.cmdline, "cmdline", "console=ttyS0", "kernel command `line`")
 	fs.StringVar(&o.memory, "memory", "512M", "guest RAM `size` (K, M, G suffixes)")
 	fs.IntVar(&o.cpus, "cpus", 1, "number of vCPUs")
+	fs.StringVar(&o.compat, "compat", "auto", "compatibility `profile`: auto (software-kvm on a software-only KVM host), software-kvm, or off; see docs/software-kvm.md")
 	return fs, o
 }
 
@@ -72,9 +78,14 @@ func runBoot(args []string, stdout, stderr io.Writer) int {
 		return vmm.StatusSetupError
 	}
 
+	profile, err := compatProfile(o.compat)
+	if err != nil {
+		fmt.Fprintf(stderr, "vmm boot: --compat: %v\n", err)
+		return vmm.StatusUsage
+	}
 	cfg := vmm.Config{
 		Kernel: o.kernel, Initrd: o.initrd, Cmdline: o.cmdline,
-		MemoryBytes: mem, CPUs: o.cpus, Console: stdout,
+		MemoryBytes: mem, CPUs: o.cpus, Console: stdout, Profile: profile,
 	}
 	con, err := openConsole(os.Stdin, stderr)
 	if err != nil {
@@ -107,7 +118,7 @@ func runBoot(args []string, stdout, stderr io.Writer) int {
 
 	out := m.Run(context.Background())
 	con.restore()
-	fmt.Fprintf(stderr, "\nvmm: %s; unhandled accesses: pio=%d mmio=%d\n", out, out.Unhandled.PIO, out.Unhandled.MMIO)
+	fmt.Fprintf(stderr, "\nvmm: %s; unhandled accesses: pio=%d mmio=%d%s\n", out, out.Unhandled.PIO, out.Unhandled.MMIO, emulatedSummary(out.Emulated))
 	if os.Getenv("VMM_TRACE_STARTUP") != "" {
 		traceStartup(stderr, m.FirstRunTime())
 	}
@@ -156,4 +167,33 @@ func traceStartup(w io.Writer, first time.Time) {
 	}
 	at := now.Nano() - int64(time.Since(first))
 	fmt.Fprintf(w, "vmm: startup trace: first KVM_RUN at CLOCK_MONOTONIC %d ns\n", at)
+}
+
+// compatProfile resolves --compat.
+func compatProfile(name string) (vmm.Profile, error) {
+	switch name {
+	case "auto":
+		if doctor.SoftwareKVM() {
+			return vmm.SoftwareKVMProfile(), nil
+		}
+		return vmm.Profile{}, nil
+	case "software-kvm":
+		return vmm.SoftwareKVMProfile(), nil
+	case "off", "none":
+		return vmm.Profile{}, nil
+	}
+	return vmm.Profile{}, fmt.Errorf("unknown profile %q: use auto, software-kvm or off", name)
+}
+
+// emulatedSummary lists what the fallback emulator did, e.g. "; emulated: int3=1 iretq=1".
+func emulatedSummary(counts map[string]uint64) string {
+	if len(counts) == 0 {
+		return ""
+	}
+	names := slices.Sorted(maps.Keys(counts))
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s=%d", n, counts[n])
+	}
+	return "; emulated: " + strings.Join(parts, " ")
 }

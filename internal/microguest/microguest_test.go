@@ -71,7 +71,7 @@ func checkInstructions(t *testing.T, elfPath string) {
 func TestBuild_IsABzImage(t *testing.T) {
 	path, err := Build("hello", t.TempDir())
 	if errors.Is(err, ErrNoToolchain) {
-		t.Skipf("SKIP: %v", err)
+		t.Fatalf("%v (run `make deps`)", err)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +101,7 @@ func payloadT(t *testing.T, name, work string) []byte {
 	t.Helper()
 	payload, err := Payload(name, work)
 	if errors.Is(err, ErrNoToolchain) {
-		t.Skipf("SKIP: %v", err)
+		t.Fatalf("%v (run `make deps`)", err)
 	}
 	if err != nil {
 		t.Fatal(err)

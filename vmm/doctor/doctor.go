@@ -240,3 +240,10 @@ func humanRate(v float64) string {
 	}
 	return fmt.Sprintf("%.0f", v)
 }
+
+// SoftwareKVM reports whether this host's KVM emulates guests in software
+// (kvm_pvm), the detection `vmm boot --compat=auto` uses.
+func SoftwareKVM() bool {
+	_, err := os.Stat("/sys/module/kvm_pvm")
+	return err == nil
+}

@@ -1,0 +1,240 @@
+package boot
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"errors"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+	"github.com/ulikunitz/xz"
+)
+
+// compressFor returns data compressed the way the kernel's build does for
+// format: the stream, then (except for gzip, whose ISIZE is the same thing)
+// the uncompressed size as 4 little-endian bytes (size_append).
+func compressFor(t testing.TB, format Compression, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	switch format {
+	case CompressionGzip:
+		w, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		mustWrite(t, w, data)
+		return buf.Bytes()
+	case CompressionLZ4:
+		w := lz4.NewWriter(&buf)
+		if err := w.Apply(lz4.LegacyOption(true), lz4.CompressionLevelOption(lz4.Level9)); err != nil {
+			t.Fatal(err)
+		}
+		mustWrite(t, w, data)
+	case CompressionXZ:
+		w, err := xz.NewWriter(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustWrite(t, w, data)
+	case CompressionZstd:
+		w, err := zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedBestCompression))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustWrite(t, w, data)
+	default:
+		t.Fatalf("no compressor for %s", format)
+	}
+	return binary.LittleEndian.AppendUint32(buf.Bytes(), uint32(len(data)))
+}
+
+type writeCloser interface {
+	Write([]byte) (int, error)
+	Close() error
+}
+
+func mustWrite(t testing.TB, w writeCloser, data []byte) {
+	t.Helper()
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wrapPayload returns a bzImage (the synth layout) whose protected-mode
+// code is a 0x200-byte stub, then payload, with payload_offset/length set.
+func wrapPayload(payload []byte) []byte {
+	s := defaultSynth()
+	const stub = 0x200
+	s.payload = append(make([]byte, stub), payload...)
+	b := s.bytes()
+	binary.LittleEndian.PutUint32(b[0x248:], stub)
+	binary.LittleEndian.PutUint32(b[0x24C:], uint32(len(payload)))
+	return b
+}
+
+func extract(b []byte, limit uint64) ([]byte, error) {
+	return extractVmlinux(bytes.NewReader(b), int64(len(b)), limit)
+}
+
+// compressible is test data with enough structure to compress and enough
+// variety that a decoder bug shows, past one 8 MiB LZ4 legacy block.
+func compressible(n int) []byte {
+	b := make([]byte, n)
+	x := uint32(1)
+	for i := range b {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		b[i] = byte(i>>9) + byte(x&3)
+	}
+	return b
+}
+
+func TestExtractVmlinux_Formats_RoundTrip(t *testing.T) {
+	for _, f := range []Compression{CompressionGzip, CompressionLZ4, CompressionXZ, CompressionZstd} {
+		t.Run(string(f), func(t *testing.T) {
+			data := compressible(300<<10 + 123)
+			if f == CompressionLZ4 {
+				data = compressible(9<<20 + 123) // two legacy blocks
+			}
+			got, err := extract(wrapPayload(compressFor(t, f, data)), 64<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, data) {
+				t.Fatalf("decoded %d bytes differ from the %d compressed", len(got), len(data))
+			}
+		})
+	}
+}
+
+func TestExtractVmlinux_TrailingPadding_Ignored(t *testing.T) {
+	data := compressible(5000)
+	for _, f := range []Compression{CompressionGzip, CompressionLZ4} {
+		t.Run(string(f), func(t *testing.T) {
+			stream := compressFor(t, f, data)
+			if f != CompressionGzip { // gzip's ISIZE is part of its stream
+				stream = stream[:len(stream)-4]
+			}
+			// Padding between the stream and the size trailer.
+			padded := append(append([]byte{}, stream...), make([]byte, 12)...)
+			padded = binary.LittleEndian.AppendUint32(padded, uint32(len(data)))
+			got, err := extract(wrapPayload(padded), 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, data) {
+				t.Fatal("decoded bytes differ")
+			}
+		})
+	}
+}
+
+func TestExtractVmlinux_UncompressedELF_ReturnedAsIs(t *testing.T) {
+	elf := testELF(t, defaultELF())
+	got, err := extract(wrapPayload(elf), 1<<20)
+	if err != nil || !bytes.Equal(got, elf) {
+		t.Fatalf("got %d bytes, %v", len(got), err)
+	}
+}
+
+func TestExtractVmlinux_Unsupported_NamesFormat(t *testing.T) {
+	tests := []struct {
+		name, magic, want string
+	}{
+		{"bzip2", "BZh91AY&SY", "bzip2"},
+		{"lzma", "\x5d\x00\x00\x80\x00", "lzma"},
+		{"lzo", "\x89LZO\x00\x0d\x0a\x1a\x0a", "lzo"},
+		{"unknown", "\xde\xad\xbe\xef\x01\x02\x03", "unknown (magic de ad be ef 01 02)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := extract(wrapPayload([]byte(tt.magic+"\x10\x00\x00\x00")), 1<<20)
+			var ue *UnsupportedCompressionError
+			if !errors.As(err, &ue) || ue.Format != tt.want || !errors.Is(err, ErrUnsupportedCompression) {
+				t.Fatalf("err = %v, want UnsupportedCompressionError{%q}", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestExtractVmlinux_BadPayloads(t *testing.T) {
+	data := compressible(100 << 10)
+	lz := compressFor(t, CompressionLZ4, data)
+	gz := compressFor(t, CompressionGzip, data)
+	zs := compressFor(t, CompressionZstd, data)
+	withTrailer := func(stream []byte, n uint32) []byte {
+		return binary.LittleEndian.AppendUint32(append([]byte{}, stream...), n)
+	}
+	flip := func(b []byte, i int) []byte {
+		c := append([]byte{}, b...)
+		c[i] ^= 0x55
+		return c
+	}
+	tests := []struct {
+		name    string
+		payload []byte
+		limit   uint64
+	}{
+		{"lz4 truncated inside a block", withTrailer(lz[:len(lz)/2], uint32(len(data))), 1 << 20},
+		{"lz4 truncated after the magic", withTrailer(lz[:4], uint32(len(data))), 1 << 20},
+		{"lz4 block size past the end", withTrailer(append(lz[:4:4], 0xFF, 0xFF, 0, 0), uint32(len(data))), 1 << 20},
+		{"lz4 trailer larger than the stream", withTrailer(lz[:len(lz)-4], uint32(len(data)+1)), 1 << 20},
+		{"lz4 trailer smaller than the stream", withTrailer(lz[:len(lz)-4], uint32(len(data)-1)), 1 << 20},
+		{"gzip truncated", withTrailer(gz[:len(gz)/2], uint32(len(data))), 1 << 20},
+		{"gzip corrupt", flip(gz, len(gz)/2), 1 << 20},
+		{"gzip bad crc", flip(gz, len(gz)-6), 1 << 20},
+		{"zstd truncated", withTrailer(zs[:len(zs)/2], uint32(len(data))), 1 << 20},
+		{"zstd trailer smaller than the stream", withTrailer(zs[:len(zs)-4], uint32(len(data)-10)), 1 << 20},
+		{"output over the cap", lz, uint64(len(data) - 1)},
+		{"trailer zero", withTrailer(lz[:len(lz)-4], 0), 1 << 20},
+		{"shorter than a trailer", []byte{0x1F, 0x8B, 0}, 1 << 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := extract(wrapPayload(tt.payload), tt.limit)
+			if !errors.Is(err, ErrBadPayload) {
+				t.Fatalf("err = %v, want ErrBadPayload", err)
+			}
+		})
+	}
+}
+
+func TestExtractVmlinux_TrailerOverMaxVmlinuxSize_RejectedBeforeDecoding(t *testing.T) {
+	p := binary.LittleEndian.AppendUint32([]byte{0x02, 0x21, 0x4C, 0x18}, MaxVmlinuxSize+1)
+	b := wrapPayload(p)
+	_, err := ExtractVmlinux(bytes.NewReader(b), int64(len(b)))
+	if !errors.Is(err, ErrBadPayload) {
+		t.Fatalf("err = %v, want ErrBadPayload", err)
+	}
+}
+
+func TestExtractVmlinux_PayloadWindowOutsideFile(t *testing.T) {
+	b := wrapPayload(compressFor(t, CompressionGzip, []byte("kernel")))
+	tests := []struct {
+		name        string
+		off, length uint32
+	}{
+		{"length zero", 0x200, 0},
+		{"past the end", 0x200, 0x10000},
+		{"offset wraps", 0xFFFFFFFF, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := append([]byte{}, b...)
+			binary.LittleEndian.PutUint32(c[0x248:], tt.off)
+			binary.LittleEndian.PutUint32(c[0x24C:], tt.length)
+			if _, err := extract(c, 1<<20); !errors.Is(err, ErrBadPayload) {
+				t.Fatalf("err = %v, want ErrBadPayload", err)
+			}
+		})
+	}
+}
+
+func TestExtractVmlinux_NotABzImage(t *testing.T) {
+	if _, err := extract([]byte("hello"), 1<<20); !errors.Is(err, ErrNotBzImage) {
+		t.Fatalf("err = %v, want ErrNotBzImage", err)
+	}
+}

@@ -1,0 +1,47 @@
+package boot
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os/exec"
+	"testing"
+)
+
+// TestExtractVmlinux_KernelBuildTools compresses with the command lines
+// arch/x86/boot/compressed/Makefile (and scripts/xz_wrap.sh) use, reading
+// from a pipe as the build does, when those tools are installed.
+func TestExtractVmlinux_KernelBuildTools(t *testing.T) {
+	data := compressible(300 << 10)
+	tests := []struct {
+		format Compression
+		argv   []string
+	}{
+		{CompressionGzip, []string{"gzip", "-n", "-f", "-9"}},
+		{CompressionLZ4, []string{"lz4", "-l", "-9", "-c", "-"}},
+		{CompressionZstd, []string{"zstd", "-22", "--ultra", "-c", "-"}},
+		{CompressionXZ, []string{"xz", "--check=crc32", "--x86", "--lzma2=dict=32MiB", "-c"}},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.format), func(t *testing.T) {
+			if _, err := exec.LookPath(tt.argv[0]); err != nil {
+				t.Skip(err)
+			}
+			cmd := exec.Command(tt.argv[0], tt.argv[1:]...)
+			cmd.Stdin = bytes.NewReader(data)
+			payload, err := cmd.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.format != CompressionGzip {
+				payload = binary.LittleEndian.AppendUint32(payload, uint32(len(data))) // size_append
+			}
+			got, err := extract(wrapPayload(payload), 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, data) {
+				t.Fatal("decoded bytes differ")
+			}
+		})
+	}
+}
