@@ -21,6 +21,13 @@
 //   - CR0 = PE|ET|NE|PG: NE because Linux runs with it and VMX requires it;
 //     caches on (CD and NW clear). CR4 = PAE, EFER = LME|LMA, IF clear.
 //
+// With Config.HostDecompress, Load instead decompresses the payload on the
+// host (ExtractVmlinux: gzip, LZ4 legacy, xz with x86 BCJ, zstd), places the
+// vmlinux ELF's PT_LOAD segments at their physical addresses (16 MiB for
+// Linux) and enters startup_64 directly with the same zero page and CPU
+// state: the guest skips its own decompressor, which under a software KVM
+// takes longer than the rest of early boot.
+//
 // The package knows nothing about KVM or devices; vmm copies EntryState
 // into KVM's registers.
 package boot

@@ -32,3 +32,49 @@ func FuzzParseHeader(f *testing.F) {
 			Initrd: zeroReader{}, InitrdSize: int64(len(file)) * 64, Cmdline: "console=ttyS0"})
 	})
 }
+
+// FuzzExtractVmlinux feeds arbitrary bzImages to the host-side decompressor
+// (with a 1 MiB output cap) and whatever comes out to the ELF placement:
+// neither may panic, and an extracted image never exceeds the cap.
+func FuzzExtractVmlinux(f *testing.F) {
+	elf := testELF(f, defaultELF())
+	for _, c := range []Compression{CompressionGzip, CompressionLZ4, CompressionXZ, CompressionZstd} {
+		f.Add(wrapPayload(compressFor(f, c, elf)))
+	}
+	f.Add(wrapPayload(elf))
+	const limit = 1 << 20
+	mem := guestmem.NewTest(32 << 20)
+	f.Fuzz(func(t *testing.T, file []byte) {
+		image, err := extractVmlinux(bytes.NewReader(file), int64(len(file)), limit)
+		if err != nil {
+			return
+		}
+		if len(image) > limit {
+			t.Fatalf("extracted %d bytes, over the %d cap", len(image), limit)
+		}
+		if v, err := parseVmlinux(image, mem.Size()); err == nil {
+			if err := v.place(mem); err != nil {
+				t.Fatalf("validated vmlinux failed to place: %v", err)
+			}
+		}
+	})
+}
+
+// FuzzParseVmlinux feeds arbitrary ELF files to the validation and
+// placement: no panic, and whatever validates places without error.
+func FuzzParseVmlinux(f *testing.F) {
+	f.Add(testELF(f, defaultELF()))
+	virt := defaultELF()
+	virt.entry += startKernelMap
+	f.Add(testELF(f, virt))
+	mem := guestmem.NewTest(32 << 20)
+	f.Fuzz(func(t *testing.T, image []byte) {
+		v, err := parseVmlinux(image, mem.Size())
+		if err != nil {
+			return
+		}
+		if err := v.place(mem); err != nil {
+			t.Fatalf("validated vmlinux failed to place: %v", err)
+		}
+	})
+}

@@ -9,7 +9,6 @@ import (
 	"io"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
 )
 
 // MaxVmlinuxSize caps what ExtractVmlinux will produce, so a hostile file
@@ -145,6 +144,10 @@ func decompress(format Compression, payload, out []byte) error {
 	}
 	if err != nil {
 		var pe *PayloadError
+		var ue *UnsupportedCompressionError
+		if errors.As(err, &ue) {
+			return ue
+		}
 		if errors.As(err, &pe) {
 			pe.Format = string(format)
 			return pe
@@ -210,12 +213,4 @@ func unzstd(payload, out []byte) error {
 			"stream decodes to %d bytes, but the size trailer says %d", len(got), len(out))}
 	}
 	return nil
-}
-
-func unxz(payload, out []byte) error {
-	zr, err := xz.ReaderConfig{SingleStream: true}.NewReader(bytes.NewReader(payload))
-	if err != nil {
-		return err
-	}
-	return readExactly(zr, out)
 }

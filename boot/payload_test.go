@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -236,5 +237,19 @@ func TestExtractVmlinux_PayloadWindowOutsideFile(t *testing.T) {
 func TestExtractVmlinux_NotABzImage(t *testing.T) {
 	if _, err := extract([]byte("hello"), 1<<20); !errors.Is(err, ErrNotBzImage) {
 		t.Fatalf("err = %v, want ErrNotBzImage", err)
+	}
+}
+
+func TestExtractVmlinux_XZOtherFilter_Unsupported(t *testing.T) {
+	data := compressible(5000)
+	p := compressFor(t, CompressionXZ, data)
+	// Turn the lone LZMA2 filter into delta (0x03) + LZMA2: rebuild the
+	// block header ulikunitz wrote (size byte, flags, filter flags, CRC).
+	hdr := []byte{0x02, 0x01, 0x03, 0x01, 0x00, 0x21, 0x01, p[12+6], 0, 0, 0, 0}
+	binary.LittleEndian.PutUint32(hdr[8:], crc32.ChecksumIEEE(hdr[:8]))
+	bad := append(append(append([]byte{}, p[:12]...), hdr...), p[12+12:]...)
+	_, err := extract(wrapPayload(bad), 1<<20)
+	if !errors.Is(err, ErrUnsupportedCompression) || errors.Is(err, ErrBadPayload) {
+		t.Fatalf("err = %v, want only ErrUnsupportedCompression", err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 // arch/x86/boot/compressed/Makefile (and scripts/xz_wrap.sh) use, reading
 // from a pipe as the build does, when those tools are installed.
 func TestExtractVmlinux_KernelBuildTools(t *testing.T) {
-	data := compressible(300 << 10)
+	data := append(compressible(100<<10), callsAndJumps(200<<10)...)
 	tests := []struct {
 		format Compression
 		argv   []string
@@ -44,4 +44,19 @@ func TestExtractVmlinux_KernelBuildTools(t *testing.T) {
 			}
 		})
 	}
+}
+
+// callsAndJumps is x86-like code: near calls and jumps (E8/E9 rel32) with
+// small displacements, the instructions x86 BCJ rewrites, among filler.
+func callsAndJumps(n int) []byte {
+	b := make([]byte, 0, n+8)
+	x := uint32(7)
+	for len(b) < n {
+		x = x*1664525 + 1013904223
+		rel := int32(x>>8)%0x20000 - 0x10000
+		b = append(b, 0xE8|byte(x&1))
+		b = binary.LittleEndian.AppendUint32(b, uint32(rel))
+		b = append(b, make([]byte, x>>28)...)
+	}
+	return b[:n]
 }

@@ -75,7 +75,9 @@ func TestBootInfo(t *testing.T) {
 	)
 	kernel := guest(t, "bootinfo")
 	initrd := writeRandom(t, "initrd.img", initrdSize)
-	res := vmtest.Run(t, vmtest.Config{Kernel: kernel, Initrd: initrd, Cmdline: cmdline, Memory: "128M"}, guestTimeout)
+	res := vmtest.Run(t, vmtest.Config{Kernel: kernel, Initrd: initrd, Cmdline: cmdline, Memory: "128M",
+		// The exact cmdline is the point; the software-kvm profile would extend it.
+		Args: []string{"--compat=off"}}, guestTimeout)
 	if res.Code != vmm.StatusGuestOff {
 		t.Errorf("exit status %d, want %d", res.Code, vmm.StatusGuestOff)
 	}

@@ -66,6 +66,46 @@ type Machine struct {
 
 	firstRun     sync.Once
 	firstRunTime time.Time // when the boot vCPU first entered KVM_RUN
+
+	sampleReq atomic.Bool   // a Sample is waiting for the boot vCPU
+	samples   chan kvm.Regs // where the boot vCPU answers it
+}
+
+// Sample interrupts the boot vCPU and returns its registers: a profiler's
+// view of where a slow or stuck guest spends its time. It returns false if
+// the run ended or the vCPU did not answer within a second.
+func (m *Machine) Sample() (kvm.Regs, bool) {
+	if m.stopping.Load() || !m.sampleReq.CompareAndSwap(false, true) {
+		return kvm.Regs{}, false
+	}
+	c := m.vcpus[0]
+	c.SetImmediateExit(true)
+	if tid := m.tids[0].Load(); tid != 0 {
+		unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG)
+	}
+	select {
+	case r := <-m.samples:
+		return r, true
+	case <-time.After(time.Second):
+		m.sampleReq.Store(false)
+		return kvm.Regs{}, false
+	}
+}
+
+// answerSample serves a pending Sample on the boot vCPU's thread.
+func (m *Machine) answerSample(c *kvm.VCPU) {
+	if !m.sampleReq.Load() || m.stopping.Load() {
+		return
+	}
+	c.SetImmediateExit(false)
+	r, err := c.GetRegs()
+	m.sampleReq.Store(false)
+	if err == nil {
+		select {
+		case m.samples <- r:
+		default:
+		}
+	}
 }
 
 // FirstRunTime reports when the boot vCPU first entered the guest: the end
@@ -86,7 +126,7 @@ func New(cfg Config) (_ *Machine, err error) {
 	if cfg.Console == nil {
 		cfg.Console = io.Discard
 	}
-	m := &Machine{cfg: cfg}
+	m := &Machine{cfg: cfg, samples: make(chan kvm.Regs, 1)}
 	defer func() {
 		if err != nil {
 			m.undo.run()
@@ -340,14 +380,23 @@ func (m *Machine) runVCPU(i int) {
 			m.Stop(ReasonVMMError, err.Error())
 			return
 		}
+		if _, ok := exit.(kvm.ExitIntr); ok && i == 0 {
+			m.answerSample(c)
+		}
 		v := m.exits.handle(exit)
 		if !v.stop {
 			continue
 		}
-		if v.reason == ReasonInternalError && m.cfg.Profile.Fallback && m.fallback(c) {
-			continue
-		}
 		detail := v.detail
+		if ie, ok := exit.(kvm.ExitInternalError); ok && ie.Suberror == kvm.KVM_INTERNAL_ERROR_EMULATION && m.cfg.Profile.Fallback {
+			handled, err := m.fallback(c)
+			if handled {
+				continue
+			}
+			if err != nil {
+				detail = joinDetail(detail, "fallback emulator: "+err.Error())
+			}
+		}
 		if v.reason != ReasonReset && v.reason != ReasonPowerOff {
 			detail = joinDetail(detail, m.crashReport(c, exit))
 		}
@@ -357,14 +406,15 @@ func (m *Machine) runVCPU(i int) {
 }
 
 // fallback performs the instruction KVM failed on, when the emulate package
-// knows it, and reports whether the guest can go on.
-func (m *Machine) fallback(c *kvm.VCPU) bool {
+// knows it, and reports whether the guest can go on. An error means the
+// guest's own state made the instruction fault (a bad gate or stack).
+func (m *Machine) fallback(c *kvm.VCPU) (bool, error) {
 	r, err := emulate.Step(c, m.mem)
 	if err != nil || !r.Handled {
-		return false
+		return false, err
 	}
 	m.emulated.record(r.Mnemonic)
-	return true
+	return true, nil
 }
 
 // crashReport describes the vCPU after an abnormal exit: registers and, when

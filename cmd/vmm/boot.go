@@ -116,6 +116,9 @@ func runBoot(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
+	if every, err := time.ParseDuration(os.Getenv("VMM_SAMPLE_RIP")); err == nil && every > 0 {
+		go sampleRIP(m, every, stderr)
+	}
 	out := m.Run(context.Background())
 	con.restore()
 	fmt.Fprintf(stderr, "\nvmm: %s; unhandled accesses: pio=%d mmio=%d%s\n", out, out.Unhandled.PIO, out.Unhandled.MMIO, emulatedSummary(out.Emulated))
@@ -196,4 +199,16 @@ func emulatedSummary(counts map[string]uint64) string {
 		parts[i] = fmt.Sprintf("%s=%d", n, counts[n])
 	}
 	return "; emulated: " + strings.Join(parts, " ")
+}
+
+// sampleRIP prints where the boot vCPU is every interval (VMM_SAMPLE_RIP=2s):
+// a poor man's profiler for guests that are slow or stuck.
+func sampleRIP(m *vmm.Machine, every time.Duration, w io.Writer) {
+	for range time.Tick(every) {
+		r, ok := m.Sample()
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(w, "vmm: sample rip=%#x rsp=%#x rax=%#x rcx=%#x rflags=%#x\n", r.RIP, r.RSP, r.RAX, r.RCX, r.RFLAGS)
+	}
 }

@@ -65,6 +65,9 @@ func Step(cpu CPU, mem *guestmem.Memory) (Result, error) {
 		return Result{}, err
 	}
 	insn, fetchErr := v.fetch(maxEncoding)
+	if len(insn) == 0 {
+		return Result{}, named("fetch", fetchErr)
+	}
 	for _, in := range instructions() {
 		if !bytes.HasPrefix(insn, in.encoding) {
 			if len(insn) < len(in.encoding) && bytes.HasPrefix(in.encoding, insn) && fetchErr != nil {
@@ -80,9 +83,6 @@ func Step(cpu CPU, mem *guestmem.Memory) (Result, error) {
 			return Result{Mnemonic: in.mnemonic}, err
 		}
 		return Result{Handled: true, Mnemonic: in.mnemonic}, nil
-	}
-	if len(insn) == 0 {
-		return Result{}, named("fetch", fetchErr)
 	}
 	return Result{}, nil
 }

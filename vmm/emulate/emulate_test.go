@@ -376,7 +376,7 @@ func TestStep_RIPUnmapped(t *testing.T) {
 	cpu.regs.RIP = 1 << 30
 	res, err := Step(cpu, mem)
 	var f *Fault
-	if res.Handled || !errors.As(err, &f) || f.Vector != VectorPF {
+	if res != (Result{}) || !errors.As(err, &f) || f.Vector != VectorPF || f.Mnemonic != "fetch" {
 		t.Errorf("Step = %+v, %v; want a page fault", res, err)
 	}
 }
