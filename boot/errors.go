@@ -96,6 +96,9 @@ var (
 	ErrUnsupportedCompression = errors.New("unsupported kernel compression")
 	ErrBadPayload             = errors.New("bad compressed kernel payload")
 	ErrNotVmlinux             = errors.New("not a loadable x86-64 vmlinux")
+	// ErrNoPayload: the header names no compressed kernel (payload_length
+	// 0), as in images that carry their code uncompressed.
+	ErrNoPayload = errors.New("the bzImage header locates no compressed kernel payload")
 )
 
 // UnsupportedCompressionError names the payload's compression format, or its
@@ -106,7 +109,7 @@ type UnsupportedCompressionError struct {
 
 func (e *UnsupportedCompressionError) Error() string {
 	return fmt.Sprintf("kernel payload is %s-compressed, which the host-side decompressor does not handle: "+
-		"boot it without host decompression, or use a gzip, lz4, xz or zstd kernel", e.Format)
+		"boot it without host decompression, or use a gzip, lz4 or zstd kernel", e.Format)
 }
 
 func (e *UnsupportedCompressionError) Unwrap() error { return ErrUnsupportedCompression }

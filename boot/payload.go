@@ -67,7 +67,8 @@ func DetectCompression(payload []byte) (Compression, error) {
 // ExtractVmlinux returns the uncompressed kernel (an ELF vmlinux) inside the
 // bzImage in kernel, which is size bytes long: the payload at payload_offset
 // from the protected-mode code, payload_length bytes long (boot.rst), in
-// gzip, LZ4 legacy, xz or zstd. The output never exceeds MaxVmlinuxSize.
+// gzip, LZ4 legacy or zstd (xz kernels use the x86 BCJ filter, which no
+// Go xz library decodes; they get ErrUnsupportedCompression). The output never exceeds MaxVmlinuxSize.
 func ExtractVmlinux(kernel io.ReaderAt, size int64) ([]byte, error) {
 	return extractVmlinux(kernel, size, MaxVmlinuxSize)
 }
@@ -110,7 +111,7 @@ func extractVmlinux(kernel io.ReaderAt, size int64, limit uint64) ([]byte, error
 func readPayload(r io.ReaderAt, h *Header, limit uint64) ([]byte, error) {
 	off, n := uint64(h.PayloadOffset), uint64(h.PayloadLength)
 	if n == 0 {
-		return nil, &PayloadError{Reason: "payload_length is 0: the header locates no compressed kernel"}
+		return nil, ErrNoPayload
 	}
 	if off+n > uint64(h.KernelSize) {
 		return nil, &PayloadError{Reason: fmt.Sprintf(
@@ -135,8 +136,6 @@ func decompress(format Compression, payload, out []byte) error {
 		err = gunzip(payload, out)
 	case CompressionLZ4:
 		err = unlz4Legacy(payload[:len(payload)-sizeTrailerLen], out)
-	case CompressionXZ:
-		err = unxz(payload[:len(payload)-sizeTrailerLen], out)
 	case CompressionZstd:
 		err = unzstd(payload[:len(payload)-sizeTrailerLen], out)
 	default:

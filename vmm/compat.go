@@ -18,6 +18,9 @@ type Profile struct {
 	CPUID    []CPUIDMask
 	Cmdline  []CmdlineArg
 	Fallback bool // perform INT3/IRETQ/CLAC/STAC in the VMM on emulation failures
+	// HostDecompress unpacks the bzImage's payload on the host and enters
+	// the kernel proper, skipping the guest's own decompressor.
+	HostDecompress bool
 }
 
 // CPUIDMask clears Bits of one register of a CPUID leaf (every subleaf).
@@ -122,7 +125,8 @@ func SoftwareKVMProfile() Profile {
 			{"tsc=reliable", "skip TSC-stability watchdog work, which the emulated clock makes slow and noisy"},
 			{"no_timer_check", "the IOAPIC timer check waits on ticks that emulation delays"},
 		},
-		Fallback: true,
+		Fallback:       true,
+		HostDecompress: true,
 	}
 }
 

@@ -211,7 +211,11 @@ func (m *Machine) loadKernel() (*boot.EntryState, error) {
 		return nil, err
 	}
 	defer k.Close()
-	bc := boot.Config{Kernel: k, KernelSize: ksize, Cmdline: m.cfg.Profile.AppendCmdline(m.cfg.Cmdline)}
+	bc := boot.Config{
+		Kernel: k, KernelSize: ksize,
+		Cmdline:        m.cfg.Profile.AppendCmdline(m.cfg.Cmdline),
+		HostDecompress: m.cfg.Profile.HostDecompress,
+	}
 	if m.cfg.Initrd != "" {
 		f, size, err := openSized("initrd", m.cfg.Initrd)
 		if err != nil {
@@ -221,6 +225,12 @@ func (m *Machine) loadKernel() (*boot.EntryState, error) {
 		bc.Initrd, bc.InitrdSize = f, size
 	}
 	entry, err := boot.Load(m.mem, bc)
+	if bc.HostDecompress && (errors.Is(err, boot.ErrUnsupportedCompression) || errors.Is(err, boot.ErrNoPayload)) {
+		// Not a payload the host can unpack (or not compressed at all, as
+		// with micro-guests): let the kernel's own decompressor run.
+		bc.HostDecompress = false
+		entry, err = boot.Load(m.mem, bc)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load kernel %s: %w", m.cfg.Kernel, err)
 	}
