@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -67,5 +69,22 @@ func kernelRelease() (string, error) {
 // powerOff flushes filesystems first: reboot(2) does not.
 func powerOff() error {
 	unix.Sync()
-	return unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	cmdline, _ := os.ReadFile("/proc/cmdline")
+	return unix.Reboot(EndCommand(string(cmdline)))
+}
+
+// EndParam on the kernel command line says how guestinit ends the machine:
+// "poweroff" (the default) or "reboot". A machine without ACPI power-off
+// (a VMM without ACPI tables) halts forever on power-off, but ends on a
+// reboot, which Linux performs through the i8042 reset line.
+const EndParam = "guestinit.end"
+
+// EndCommand is the reboot(2) command for a kernel command line.
+func EndCommand(cmdline string) int {
+	for _, f := range strings.Fields(cmdline) {
+		if f == EndParam+"=reboot" {
+			return unix.LINUX_REBOOT_CMD_RESTART
+		}
+	}
+	return unix.LINUX_REBOOT_CMD_POWER_OFF
 }

@@ -90,3 +90,16 @@ func TestMounts_KernelFilesystemsInOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestEndCommand(t *testing.T) {
+	for cmdline, want := range map[string]int{
+		"console=ttyS0":                        unix.LINUX_REBOOT_CMD_POWER_OFF,
+		"console=ttyS0 guestinit.end=reboot\n": unix.LINUX_REBOOT_CMD_RESTART,
+		"guestinit.end=poweroff":               unix.LINUX_REBOOT_CMD_POWER_OFF,
+		"guestinit.end=rebootx":                unix.LINUX_REBOOT_CMD_POWER_OFF,
+	} {
+		if got := EndCommand(cmdline); got != want {
+			t.Errorf("EndCommand(%q) = %#x, want %#x", cmdline, got, want)
+		}
+	}
+}

@@ -132,3 +132,9 @@ type Translation struct {
 	UserMode        uint8
 	_               [5]uint8
 }
+
+// ReinjectControl is struct kvm_reinject_control (KVM_REINJECT_CONTROL).
+type ReinjectControl struct {
+	PITReinject uint8
+	_           [31]uint8
+}

@@ -38,6 +38,7 @@ const (
 	sizeofMSRsHeader            = 8
 	sizeofMSREntry              = 16
 	sizeofTranslation           = 24
+	sizeofReinjectControl       = 32
 )
 
 // Ioctl numbers, by their C names.
@@ -54,6 +55,7 @@ var (
 	KVM_CREATE_IRQCHIP         = io(0x60)
 	KVM_IRQ_LINE               = iow(0x61, sizeofIRQLevel)
 	KVM_CREATE_PIT2            = iow(0x77, sizeofPITConfig)
+	KVM_REINJECT_CONTROL       = io(0x71)
 	KVM_RUN                    = io(0x80)
 	KVM_GET_REGS               = ior(0x81, sizeofRegs)
 	KVM_SET_REGS               = iow(0x82, sizeofRegs)
@@ -85,6 +87,7 @@ const (
 	KVM_CAP_INTERNAL_ERROR_DATA   = 40
 	KVM_CAP_IRQFD                 = 32
 	KVM_CAP_IOEVENTFD             = 36
+	KVM_CAP_REINJECT_CONTROL      = 24
 )
 
 // KVM_API_VERSION is the only stable API version there has ever been.

@@ -68,6 +68,20 @@ func (vm *VM) CreatePIT2() error {
 	return nil
 }
 
+// SetPITReinject is KVM_REINJECT_CONTROL: with reinjection on (KVM's
+// default) the in-kernel PIT delivers every tick a slow guest missed, later;
+// off, missed ticks are dropped, as on real hardware.
+func (vm *VM) SetPITReinject(on bool) error {
+	c := ReinjectControl{}
+	if on {
+		c.PITReinject = 1
+	}
+	if err := ioctlPtr(vm.fd, KVM_REINJECT_CONTROL, &c); err != nil {
+		return fmt.Errorf("KVM_REINJECT_CONTROL: %w", err)
+	}
+	return nil
+}
+
 // SetUserMemoryRegion is KVM_SET_USER_MEMORY_REGION.
 func (vm *VM) SetUserMemoryRegion(r UserspaceMemoryRegion) error {
 	if err := ioctlPtr(vm.fd, KVM_SET_USER_MEMORY_REGION, &r); err != nil {

@@ -21,6 +21,10 @@ type Profile struct {
 	// HostDecompress unpacks the bzImage's payload on the host and enters
 	// the kernel proper, skipping the guest's own decompressor.
 	HostDecompress bool
+	// DropLostTicks turns off the in-kernel PIT's catch-up: a guest that
+	// runs slower than its timer would otherwise spend all its time in
+	// ticks it missed.
+	DropLostTicks bool
 }
 
 // CPUIDMask clears Bits of one register of a CPUID leaf (every subleaf).
@@ -120,13 +124,14 @@ func SoftwareKVMProfile() Profile {
 			{"nofsgsbase", "the host's FSGSBASE bit shows through; keep Linux off RDFSBASE/WRFSBASE"},
 			{"nopcid", "keep CR3 writes plain: the host's PCID bit shows through"},
 			{"noinvpcid", "INVPCID: " + noEmu + "; the host's bit shows through"},
-			{"clearcpuid=141,514,534", "X86_FEATURE numbers (6.1's cpufeatures.h: word*32+bit) of CX16 (4*32+13), UMIP (16*32+2) and RDPID (16*32+22), for which Linux has no dedicated switch; 6.1 accepts only numbers"},
+			{"clearcpuid=141,151,514,534", "X86_FEATURE numbers (6.1's cpufeatures.h: word*32+bit) of CX16 (4*32+13), POPCNT (4*32+23: alternatives patch POPCNT into hweight, and " + noEmu + "), UMIP (16*32+2) and RDPID (16*32+22), for which Linux has no dedicated switch; 6.1 accepts only numbers"},
 			{"mitigations=off", "speculation mitigations patch in instructions (VERW, IBPB MSR writes, retpolines) that only cost emulation time here"},
 			{"tsc=reliable", "skip TSC-stability watchdog work, which the emulated clock makes slow and noisy"},
 			{"no_timer_check", "the IOAPIC timer check waits on ticks that emulation delays"},
 		},
 		Fallback:       true,
 		HostDecompress: true,
+		DropLostTicks:  true,
 	}
 }
 

@@ -249,7 +249,13 @@ func (m *Machine) setupIRQChip() error {
 	if err := m.vm.CreateIRQChip(); err != nil {
 		return err
 	}
-	return m.vm.CreatePIT2()
+	if err := m.vm.CreatePIT2(); err != nil {
+		return err
+	}
+	if m.cfg.Profile.DropLostTicks && m.vm.CheckExtension(kvm.KVM_CAP_REINJECT_CONTROL) != 0 {
+		return m.vm.SetPITReinject(false)
+	}
+	return nil
 }
 
 // irqLine drives one input pin of the in-kernel PIC/IOAPIC.

@@ -1,7 +1,7 @@
 // Package emulate performs, in the VMM, the few instructions a software-only
 // KVM (kvm_pvm) cannot emulate but a Linux boot cannot avoid. It is called
 // on KVM_EXIT_INTERNAL_ERROR and knows exactly: INT3 and IRETQ in 64-bit
-// mode, CLAC and STAC at CPL 0. Anything else is left unhandled so the run
+// mode, CLAC and STAC at CPL 0, and FWAIT. Anything else is left unhandled so the run
 // ends with the failing bytes printed.
 //
 // Every value the guest controls (instruction bytes, IDT, GDT, TSS, stack,
@@ -25,12 +25,13 @@ type CPU interface {
 	GetSregs() (kvm.Sregs, error)
 	SetSregs(kvm.Sregs) error
 	Translate(linear uint64) (kvm.Translation, error)
+	GetFPU() (kvm.FPU, error)
 }
 
 // Result says what Step did.
 type Result struct {
 	Handled  bool
-	Mnemonic string // "int3", "iretq", "clac", "stac"; set when the bytes matched
+	Mnemonic string // "int3", "iretq", "clac", "stac", "fwait"; set when the bytes matched
 }
 
 // instruction is one instruction Step knows, by its exact encoding: no
@@ -49,6 +50,7 @@ func instructions() []instruction {
 		{"iretq", []byte{0x48, 0xCF}, (*vcpu).iretq},
 		{"clac", []byte{0x0F, 0x01, 0xCA}, (*vcpu).clac},
 		{"stac", []byte{0x0F, 0x01, 0xCB}, (*vcpu).stac},
+		{"fwait", []byte{0x9B}, (*vcpu).fwait},
 	}
 }
 
@@ -151,6 +153,8 @@ func (v *vcpu) commit() error {
 // Control-register and EFER bits Step looks at.
 const (
 	cr0PE   = 1 << 0
+	cr0MP   = 1 << 1
+	cr0TS   = 1 << 3
 	cr0WP   = 1 << 16
 	cr4LA57 = 1 << 12
 	eferLMA = 1 << 10

@@ -15,7 +15,10 @@ type fakeCPU struct {
 	sregs     kvm.Sregs
 	translate func(linear uint64) kvm.Translation
 	sets      int
+	fpu       kvm.FPU
 }
+
+func (f *fakeCPU) GetFPU() (kvm.FPU, error) { return f.fpu, nil }
 
 func (f *fakeCPU) GetRegs() (kvm.Regs, error)   { return f.regs, nil }
 func (f *fakeCPU) GetSregs() (kvm.Sregs, error) { return f.sregs, nil }
