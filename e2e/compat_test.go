@@ -82,16 +82,16 @@ func TestCompat_SoftwareKVM_HidesFeatures(t *testing.T) {
 func TestCompat_SoftwareKVM_ExtendsCmdline(t *testing.T) {
 	vmtest.RequireKVM(t)
 	vm := vmtest.Start(t, vmtest.Config{
-		Kernel: microguest.BuildT(t, "bootinfo"), Memory: "32M", Cmdline: "console=ttyS0 nosmap",
+		Kernel: microguest.BuildT(t, "bootinfo"), Memory: "32M", Cmdline: "console=ttyS0 nopku",
 		Args: []string{"--compat=software-kvm"},
 	})
 	m := vm.Expect(`cmdline: \[([^\]]*)\]`, 5*time.Second)
-	want := vmm.SoftwareKVMProfile().AppendCmdline("console=ttyS0 nosmap")
+	want := vmm.SoftwareKVMProfile().AppendCmdline("console=ttyS0 nopku")
 	if m[1] != want {
 		t.Fatalf("guest cmdline %q, want %q", m[1], want)
 	}
-	if strings.Count(m[1], "nosmap") != 1 {
-		t.Errorf("nosmap repeated: %q", m[1])
+	if strings.Count(m[1], "nopku") != 1 {
+		t.Errorf("nopku repeated: %q", m[1])
 	}
 	vm.Wait(5 * time.Second)
 }

@@ -119,12 +119,10 @@ func SoftwareKVMProfile() Profile {
 		Cmdline: []CmdlineArg{
 			{"noxsave", "kvm_pvm passes the host's XSAVE bit through whatever the CPUID table says, so only this keeps Linux off XSAVE/XRSTOR (and AVX)"},
 			{"nopku", "never touch protection keys (PKRU is XSAVE state); the host's PKU bit shows through"},
-			{"nosmap", "never run CLAC/STAC around user accesses; the host's SMAP bit shows through"},
-			{"nosmep", "the host's SMEP bit shows through; the emulator does not model it"},
 			{"nofsgsbase", "the host's FSGSBASE bit shows through; keep Linux off RDFSBASE/WRFSBASE"},
 			{"nopcid", "keep CR3 writes plain: the host's PCID bit shows through"},
 			{"noinvpcid", "INVPCID: " + noEmu + "; the host's bit shows through"},
-			{"clearcpuid=141,151,514,534", "X86_FEATURE numbers (6.1's cpufeatures.h: word*32+bit) of CX16 (4*32+13), POPCNT (4*32+23: alternatives patch POPCNT into hweight, and " + noEmu + "), UMIP (16*32+2) and RDPID (16*32+22), for which Linux has no dedicated switch; 6.1 accepts only numbers"},
+			{"clearcpuid=141,151,295,308,514,534", "X86_FEATURE numbers (6.1's cpufeatures.h: word*32+bit; numbers work even without CONFIG_X86_FEATURE_NAMES) of CX16 (4*32+13), POPCNT (4*32+23: alternatives patch POPCNT into hweight, and " + noEmu + "), SMEP (9*32+7), SMAP (9*32+20: otherwise every kernel entry and user access runs CLAC/STAC), UMIP (16*32+2) and RDPID (16*32+22); x86 Linux 6.1 has no nosmap/nosmep switch (those are PowerPC-only)"},
 			{"mitigations=off", "speculation mitigations patch in instructions (VERW, IBPB MSR writes, retpolines) that only cost emulation time here"},
 			{"tsc=reliable", "skip TSC-stability watchdog work, which the emulated clock makes slow and noisy"},
 			{"no_timer_check", "the IOAPIC timer check waits on ticks that emulation delays"},
