@@ -47,8 +47,10 @@ check:
 	@bad=$$(git grep -l '"unsafe"' -- '*.go' | grep -v '_unsafe\(_test\)\?\.go$$' || true); \
 	[ -z "$$bad" ] || { echo "\"unsafe\" outside *_unsafe.go: $$bad"; exit 1; }
 
+# The e2e tests run verbosely so every skip prints its reason.
 test: deps check
-	$(GO) test -count=1 -timeout 15m ./...
+	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v /e2e$$)
+	$(GO) test -count=1 -timeout 25m -v ./e2e
 
 # fuzz runs every fuzz target for FUZZTIME each (not part of `make test`).
 fuzz:

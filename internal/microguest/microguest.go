@@ -46,7 +46,7 @@ var guests = []string{"hello", "bootinfo", "echo", "highmem", "reset", "triplefa
 // fallbackGuests build like the others but run instructions a software KVM
 // cannot (int3, iretq, clac, stac), so they stay out of Guests(), whose
 // members TestGuests keeps free of them: int3 needs vmm/emulate.
-var fallbackGuests = []string{"int3"}
+var fallbackGuests = []string{"int3", "syscall"}
 
 // ErrNoToolchain means gcc or objcopy is not installed.
 var ErrNoToolchain = errors.New("gcc and binutils are needed to build micro-guests")
