@@ -383,6 +383,7 @@ func (m *Machine) runVCPU(i int) {
 	runtime.LockOSThread()
 	c := m.vcpus[i]
 	m.tids[i].Store(int32(unix.Gettid()))
+	defer m.tids[i].Store(0) // the thread dies with the goroutine: no more kicks
 	for !m.stopping.Load() {
 		if i == 0 {
 			m.firstRun.Do(func() {
