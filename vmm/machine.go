@@ -64,6 +64,9 @@ type Machine struct {
 	outcome  Outcome
 	stopping atomic.Bool
 
+	kickMu sync.Mutex // serialises kicks with Close, which unmaps kvm_run
+	closed bool       // guarded by kickMu
+
 	firstRun     sync.Once
 	firstRunTime time.Time // when the boot vCPU first entered KVM_RUN
 
@@ -78,11 +81,7 @@ func (m *Machine) Sample() (kvm.Regs, bool) {
 	if m.stopping.Load() || !m.sampleReq.CompareAndSwap(false, true) {
 		return kvm.Regs{}, false
 	}
-	c := m.vcpus[0]
-	c.SetImmediateExit(true)
-	if tid := m.tids[0].Load(); tid != 0 {
-		unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG)
-	}
+	m.kick(0)
 	select {
 	case r := <-m.samples:
 		return r, true
@@ -315,7 +314,28 @@ func (m *Machine) setupVCPUs(entry *boot.EntryState) error {
 func (m *Machine) Memory() *guestmem.Memory { return m.mem }
 
 // Close releases the VM, its vCPUs and memory.
-func (m *Machine) Close() error { return m.undo.run() }
+func (m *Machine) Close() error {
+	m.kickMu.Lock()
+	m.closed = true
+	m.kickMu.Unlock()
+	return m.undo.run()
+}
+
+// kick makes vCPU i leave KVM_RUN: immediate_exit covers a vCPU about to
+// enter the guest, the signal one already inside it.
+func (m *Machine) kick(i int) {
+	m.kickMu.Lock()
+	defer m.kickMu.Unlock()
+	if m.closed {
+		return
+	}
+	m.vcpus[i].SetImmediateExit(true)
+	if tid := m.tids[i].Load(); tid != 0 {
+		// SIGURG: the Go runtime already handles it (goroutine
+		// preemption), so it only interrupts the ioctl.
+		unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG)
+	}
+}
 
 // Run runs the guest until it resets, powers off, crashes, or Stop is
 // called (for example when ctx is cancelled), and reports how it ended.
@@ -326,9 +346,15 @@ func (m *Machine) Run(ctx context.Context) Outcome {
 	if m.cfg.ConsoleIn != nil {
 		go m.feedConsole(ctx)
 	}
+	ran := make(chan struct{})
+	watched := make(chan struct{})
 	go func() {
-		<-ctx.Done()
-		m.Stop(ReasonInterrupted, "")
+		defer close(watched)
+		select {
+		case <-ctx.Done():
+			m.Stop(ReasonInterrupted, "")
+		case <-ran:
+		}
 	}()
 	var wg sync.WaitGroup
 	for i := range m.vcpus {
@@ -339,6 +365,8 @@ func (m *Machine) Run(ctx context.Context) Outcome {
 		}()
 	}
 	wg.Wait()
+	close(ran)
+	<-watched // no Stop may touch the vCPUs once Run has returned
 	if err := m.serial.Flush(); err != nil {
 		m.Stop(ReasonVMMError, fmt.Sprintf("console output: %v", err))
 	}
@@ -363,17 +391,10 @@ func (m *Machine) Stop(reason Reason, detail string) {
 	m.kickAll()
 }
 
-// kickAll makes every vCPU leave KVM_RUN: immediate_exit covers a vCPU about
-// to enter the guest, the signal one already inside it.
+// kickAll makes every vCPU leave KVM_RUN.
 func (m *Machine) kickAll() {
-	pid := unix.Getpid()
-	for i, c := range m.vcpus {
-		c.SetImmediateExit(true)
-		if tid := m.tids[i].Load(); tid != 0 {
-			// SIGURG: the Go runtime already handles it (goroutine
-			// preemption), so it only interrupts the ioctl.
-			unix.Tgkill(pid, int(tid), unix.SIGURG)
-		}
+	for i := range m.vcpus {
+		m.kick(i)
 	}
 }
 
