@@ -49,14 +49,24 @@ check:
 
 # The e2e tests run verbosely so every skip prints its reason.
 test: deps check
-	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v /e2e$$)
+	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v /e2e$$)
 	$(GO) test -count=1 -timeout 25m -v ./e2e
 
 # fuzz runs every fuzz target for FUZZTIME each (not part of `make test`).
+# It runs compiled test binaries from each package's directory (so the
+# committed corpora in testdata/fuzz are found): `go test -fuzz` itself was
+# seen to stall on this project's 2-core machines.
 fuzz:
-	@for pkg in $$($(GO) list ./...); do \
-		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
-			echo "== $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $(FUZZFLAGS) $$pkg || exit 1; \
+	@mkdir -p $(OUT)/fuzz
+	@for dir in $$($(GO) list -f '{{.Dir}}' ./...); do \
+		targets=$$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); \
+		[ -n "$$targets" ] || continue; \
+		bin=$(CURDIR)/$(OUT)/fuzz/$$(basename $$dir).test; \
+		(cd $$dir && $(GO) test -c -o $$bin .) || exit 1; \
+		for f in $$targets; do \
+			echo "== $$dir $$f"; \
+			(cd $$dir && $$bin -test.run='^$$' -test.fuzz="^$$f$$" -test.fuzztime=$(FUZZTIME) $(FUZZFLAGS:-%=-test.%) \
+				-test.fuzzcachedir=$(CURDIR)/$(OUT)/fuzz/cache) || exit 1; \
 		done; \
 	done
 
