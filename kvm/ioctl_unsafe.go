@@ -37,6 +37,20 @@ func ioctlPtr[T any](fd int, req uintptr, v *T) error {
 	}
 }
 
+// ioctlPtrResult is ioctlPtr for requests whose result value matters.
+func ioctlPtrResult[T any](fd int, req uintptr, v *T) (uintptr, error) {
+	for {
+		r, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, uintptr(unsafe.Pointer(v)))
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return r, errno
+		}
+		return r, nil
+	}
+}
+
 // ioctlBuf issues a request whose argument is a variable-length C struct
 // (kvm_cpuid2, kvm_msrs) laid out in buf, and returns the ioctl's result.
 func ioctlBuf(fd int, req uintptr, buf []byte) (uintptr, error) {

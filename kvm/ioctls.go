@@ -39,6 +39,11 @@ const (
 	sizeofMSREntry              = 16
 	sizeofTranslation           = 24
 	sizeofReinjectControl       = 32
+	sizeofIRQFD                 = 32
+	sizeofIOEventFD             = 64
+	sizeofMSI                   = 32
+	sizeofIRQRoutingHeader      = 8
+	sizeofIRQRoutingEntry       = 48
 )
 
 // Ioctl numbers, by their C names.
@@ -56,6 +61,10 @@ var (
 	KVM_IRQ_LINE               = iow(0x61, sizeofIRQLevel)
 	KVM_CREATE_PIT2            = iow(0x77, sizeofPITConfig)
 	KVM_REINJECT_CONTROL       = io(0x71)
+	KVM_SET_GSI_ROUTING        = iow(0x6a, sizeofIRQRoutingHeader)
+	KVM_IRQFD                  = iow(0x76, sizeofIRQFD)
+	KVM_IOEVENTFD              = iow(0x79, sizeofIOEventFD)
+	KVM_SIGNAL_MSI             = iow(0xa5, sizeofMSI)
 	KVM_RUN                    = io(0x80)
 	KVM_GET_REGS               = ior(0x81, sizeofRegs)
 	KVM_SET_REGS               = iow(0x82, sizeofRegs)
@@ -88,6 +97,8 @@ const (
 	KVM_CAP_IRQFD                 = 32
 	KVM_CAP_IOEVENTFD             = 36
 	KVM_CAP_REINJECT_CONTROL      = 24
+	KVM_CAP_IRQ_ROUTING           = 25
+	KVM_CAP_SIGNAL_MSI            = 77
 )
 
 // KVM_API_VERSION is the only stable API version there has ever been.
