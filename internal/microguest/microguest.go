@@ -98,6 +98,12 @@ func Payload(name, work string) ([]byte, error) {
 			return nil, fmt.Errorf("%w: %v", ErrNoToolchain, err)
 		}
 	}
+	// The compiler runs inside work, so a relative work would be resolved
+	// twice.
+	work, err := filepath.Abs(work)
+	if err != nil {
+		return nil, err
+	}
 	src := filepath.Join(work, "src")
 	if err := os.CopyFS(src, mustSub(sources, "src")); err != nil {
 		return nil, fmt.Errorf("write guest sources: %w", err)

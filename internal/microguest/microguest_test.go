@@ -108,3 +108,19 @@ func payloadT(t *testing.T, name, work string) []byte {
 	}
 	return payload
 }
+
+// TestBuild_RelativeDir is `make demo`'s case: an output directory given
+// relative to the working directory.
+func TestBuild_RelativeDir(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if err := os.Mkdir("out", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path, err := Build("hello", "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	}
+}
