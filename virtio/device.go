@@ -1,0 +1,45 @@
+package virtio
+
+import "github.com/vmm-dev/vmm/guestmem"
+
+// Device IDs (§5).
+const (
+	IDNet   = 1
+	IDBlock = 2
+	IDRNG   = 4
+)
+
+// Device is one virtio device, independent of its transport. The transport
+// (PCI) owns feature negotiation, the status byte and the queue registers;
+// the device says what it offers and does the work.
+type Device interface {
+	// ID is the virtio device ID (IDBlock, ...).
+	ID() uint16
+	// Features are the device-specific feature bits offered; the transport
+	// adds VIRTIO_F_VERSION_1 and the ring features it supports.
+	Features() uint64
+	// QueueMaxSizes has one entry per virtqueue: its largest size.
+	QueueMaxSizes() []uint16
+	// ReadConfig and WriteConfig access the device-specific configuration
+	// space (§4.1.4.6); offsets past its end read zero and ignore writes.
+	ReadConfig(offset uint64, data []byte)
+	WriteConfig(offset uint64, data []byte)
+	// Activate starts the device when the driver sets DRIVER_OK, with the
+	// negotiated features and the enabled queues (nil for a queue the
+	// driver did not enable).
+	Activate(mem *guestmem.Memory, features uint64, queues []*Queue, irq Interrupt) error
+	// Notify processes queue q after the driver notified it. The transport
+	// calls it from the device's own goroutine, never a vCPU thread, and
+	// never concurrently with itself, Activate or Reset.
+	Notify(q int) error
+	// Reset returns the device to its initial state (the driver wrote 0 to
+	// the status, or the device needs a reset); queues are reset by the
+	// transport.
+	Reset()
+}
+
+// Interrupt is how a device tells the driver a queue has used buffers; the
+// transport maps it to an MSI-X vector or the INTx line and the ISR bits.
+type Interrupt interface {
+	Signal(q int) error
+}
