@@ -115,6 +115,9 @@ func New(cfg Config) (_ *Machine, err error) {
 	if err := m.setupDevices(); err != nil {
 		return nil, err
 	}
+	if err := m.setupACPI(); err != nil {
+		return nil, err
+	}
 	if err := m.setupVCPUs(entry); err != nil {
 		return nil, err
 	}

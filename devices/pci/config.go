@@ -118,7 +118,7 @@ func (c *Config) ReadConfig(reg uint64, data []byte) {
 	defer c.mu.Unlock()
 	for i := range data {
 		data[i] = 0
-		if off, ok := inSpace(reg, i); ok {
+		if off, ok := inRegion(reg, i, ConfigSize); ok {
 			data[i] = c.regs[off]
 		}
 	}
@@ -144,7 +144,7 @@ func (c *Config) WriteConfig(reg uint64, data []byte) {
 func (c *Config) write(reg uint64, data []byte) []BARChange {
 	decode := false
 	for i, v := range data {
-		off, ok := inSpace(reg, i)
+		off, ok := inRegion(reg, i, ConfigSize)
 		if !ok {
 			break
 		}
@@ -166,15 +166,6 @@ func (c *Config) Command() uint16 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.reg16(RegCommand)
-}
-
-// inSpace returns reg+i as an offset into the space, if it is one.
-func inSpace(reg uint64, i int) (int, bool) {
-	off := reg + uint64(i)
-	if off < reg || off >= ConfigSize {
-		return 0, false
-	}
-	return int(off), true
 }
 
 func (c *Config) reg16(off int) uint16 { return binary.LittleEndian.Uint16(c.regs[off:]) }
