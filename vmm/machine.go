@@ -15,6 +15,7 @@ import (
 
 	"github.com/vmm-dev/vmm/boot"
 	"github.com/vmm-dev/vmm/devices"
+	"github.com/vmm-dev/vmm/devices/pci"
 	"github.com/vmm-dev/vmm/guestmem"
 	"github.com/vmm-dev/vmm/kvm"
 )
@@ -49,6 +50,7 @@ type Machine struct {
 	mem    *guestmem.Memory
 	vcpus  []*kvm.VCPU
 	serial *devices.Serial
+	pci    *pci.Bus
 	exits  *exitHandler
 	undo   cleanup
 
@@ -241,6 +243,9 @@ func (m *Machine) setupDevices() error {
 		{Name: "i8042-data", Base: i8042Data, Size: 1, Dev: kbd.DataPort()},
 		{Name: "i8042-command", Base: i8042Command, Size: 1, Dev: kbd.CommandPort()},
 	}
+	// The PCI host bridge; devices join the bus as they are added.
+	m.pci = pci.NewBus()
+	pio = append(pio, PIODevice{Name: "pci-config", Base: pci.ConfigIOBase, Size: pci.ConfigIOSize, Dev: pci.NewConfigIO(m.pci)})
 	for _, d := range append(pio, m.cfg.ExtraPIO...) {
 		if err := m.exits.pio.Insert(uint64(d.Base), uint64(d.Size), d.Name, d.Dev); err != nil {
 			return err

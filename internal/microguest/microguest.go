@@ -38,11 +38,12 @@ var sources embed.FS
 //	unhandled    reads and writes a port and an MMIO address nobody handles
 //	cpuid        prints the CPUID registers the compatibility profile edits
 //	acpi         walks the ACPI tables, counts CPUs, powers off through PM1a_CNT
+//	pci          enumerates PCI bus 0 through 0xCF8/0xCFC
 //
 // Each file's header comment gives its exact output.
 func Guests() []string { return slices.Clone(guests) }
 
-var guests = []string{"hello", "bootinfo", "echo", "highmem", "reset", "triplefault", "unhandled", "cpuid", "acpi"}
+var guests = []string{"hello", "bootinfo", "echo", "highmem", "reset", "triplefault", "unhandled", "cpuid", "acpi", "pci"}
 
 // fallbackGuests build like the others but run instructions a software KVM
 // cannot (int3, iretq, clac, stac), so they stay out of Guests(), whose
