@@ -95,3 +95,17 @@ func (b *Bus) Write(addr uint64, data []byte) bool {
 	r.dev.Write(addr-r.base, data)
 	return true
 }
+
+// Remove takes the device at base off the bus, for a PCI BAR the guest
+// moved or stopped decoding. It reports whether one was there.
+func (b *Bus) Remove(base uint64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, r := range b.ranges {
+		if r.base == base {
+			b.ranges = append(b.ranges[:i], b.ranges[i+1:]...)
+			return true
+		}
+	}
+	return false
+}

@@ -70,3 +70,19 @@ func TestBus_Dispatch_OffsetsAndBounds(t *testing.T) {
 		}
 	}
 }
+
+func TestBus_Remove_FreesTheRange(t *testing.T) {
+	b := NewBus("mmio")
+	if err := b.Insert(0x1000, 0x100, "bar", &recorder{}); err != nil {
+		t.Fatal(err)
+	}
+	if !b.Remove(0x1000) || b.Remove(0x1000) {
+		t.Fatal("Remove should succeed once")
+	}
+	if b.Read(0x1000, make([]byte, 4)) {
+		t.Fatal("removed range still dispatched")
+	}
+	if err := b.Insert(0x1080, 0x100, "moved", &recorder{}); err != nil {
+		t.Fatalf("range not free after Remove: %v", err)
+	}
+}

@@ -22,12 +22,27 @@ type Config struct {
 	Console   io.Writer
 	ConsoleIn io.Reader
 
+	// Disks are virtio-blk devices, in order: the first is /dev/vda.
+	Disks []Disk
+	// RNG adds a virtio-rng device fed by the host's getrandom.
+	RNG bool
+
+	// Log receives the VMM's own warnings while the guest runs; nil
+	// discards them.
+	Log io.Writer
+
 	// ExtraPIO adds port-I/O devices (tests, probes) to the machine.
 	ExtraPIO []PIODevice
 
 	// Profile adapts the guest to the host (SoftwareKVMProfile for a
 	// software-only KVM); the zero Profile changes nothing.
 	Profile Profile
+}
+
+// Disk is a file-backed virtio-blk disk.
+type Disk struct {
+	Path     string
+	ReadOnly bool
 }
 
 // PIODevice places a device on the port-I/O bus.
@@ -43,6 +58,7 @@ const (
 	MinMemory = 16 << 20
 	MaxMemory = 1 << 40
 	MaxCPUs   = 254 // one xAPIC ID each, 255 is the broadcast ID
+	MaxDisks  = 16
 )
 
 // ErrConfig marks a Config a person must fix.
@@ -57,6 +73,9 @@ func (c *Config) validate() error {
 	}
 	if c.MemoryBytes > MaxMemory {
 		return fmt.Errorf("%w: memory %s is above the %s maximum", ErrConfig, FormatSize(c.MemoryBytes), FormatSize(MaxMemory))
+	}
+	if len(c.Disks) > MaxDisks {
+		return fmt.Errorf("%w: %d disks; at most %d", ErrConfig, len(c.Disks), MaxDisks)
 	}
 	if c.CPUs < 1 || c.CPUs > MaxCPUs {
 		return fmt.Errorf("%w: %d CPUs; give 1 to %d", ErrConfig, c.CPUs, MaxCPUs)

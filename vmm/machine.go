@@ -51,8 +51,13 @@ type Machine struct {
 	vcpus  []*kvm.VCPU
 	serial *devices.Serial
 	pci    *pci.Bus
-	exits  *exitHandler
-	undo   cleanup
+	bars   *pci.BARAllocator
+
+	virtio     []*virtioDevice
+	virtioWG   sync.WaitGroup // the queue goroutines
+	virtioStop atomic.Bool
+	exits      *exitHandler
+	undo       cleanup
 
 	emulated emulatedCounts // instructions the fallback emulator performed
 
@@ -90,6 +95,9 @@ func New(cfg Config) (_ *Machine, err error) {
 	if cfg.Console == nil {
 		cfg.Console = io.Discard
 	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
 	m := &Machine{cfg: cfg, samples: make(chan kvm.Regs, 1)}
 	defer func() {
 		if err != nil {
@@ -118,6 +126,9 @@ func New(cfg Config) (_ *Machine, err error) {
 		return nil, err
 	}
 	if err := m.setupACPI(); err != nil {
+		return nil, err
+	}
+	if err := m.addConfiguredVirtio(); err != nil {
 		return nil, err
 	}
 	if err := m.setupVCPUs(entry); err != nil {
@@ -245,6 +256,11 @@ func (m *Machine) setupDevices() error {
 	}
 	// The PCI host bridge; devices join the bus as they are added.
 	m.pci = pci.NewBus()
+	bars, err := pci.NewBARAllocator(pciBARWindowStart, pciBARWindowEnd)
+	if err != nil {
+		return err
+	}
+	m.bars = bars
 	pio = append(pio, PIODevice{Name: "pci-config", Base: pci.ConfigIOBase, Size: pci.ConfigIOSize, Dev: pci.NewConfigIO(m.pci)})
 	for _, d := range append(pio, m.cfg.ExtraPIO...) {
 		if err := m.exits.pio.Insert(uint64(d.Base), uint64(d.Size), d.Name, d.Dev); err != nil {
@@ -289,6 +305,7 @@ func (m *Machine) Close() error {
 	m.kickMu.Lock()
 	m.closed = true
 	m.kickMu.Unlock()
+	m.stopVirtio()
 	return m.undo.run()
 }
 
@@ -311,6 +328,7 @@ func (m *Machine) Run(ctx context.Context) Outcome {
 		case <-ran:
 		}
 	}()
+	m.startVirtio()
 	var wg sync.WaitGroup
 	for i := range m.vcpus {
 		wg.Add(1)

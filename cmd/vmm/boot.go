@@ -36,6 +36,8 @@ type bootOptions struct {
 	kernel, initrd, cmdline, memory string
 	cpus                            int
 	compat                          string
+	disks                           []string
+	rng                             bool
 }
 
 func bootFlags(stderr io.Writer) (*pflag.FlagSet, *bootOptions) {
@@ -47,6 +49,8 @@ func bootFlags(stderr io.Writer) (*pflag.FlagSet, *bootOptions) {
 	fs.StringVar(&o.cmdline, "cmdline", "console=ttyS0", "kernel command `line`")
 	fs.StringVar(&o.memory, "memory", "512M", "guest RAM `size` (K, M, G suffixes)")
 	fs.IntVar(&o.cpus, "cpus", 1, "number of vCPUs")
+	fs.StringArrayVar(&o.disks, "disk", nil, "virtio-blk disk `PATH[,ro]` backed by a file (repeatable; the first is /dev/vda)")
+	fs.BoolVar(&o.rng, "rng", true, "add a virtio-rng device fed by the host's getrandom")
 	fs.StringVar(&o.compat, "compat", "auto", "compatibility `profile`: auto (software-kvm on a software-only KVM host), software-kvm, or off; see docs/software-kvm.md")
 	return fs, o
 }
@@ -83,9 +87,15 @@ func runBoot(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vmm boot: --compat: %v\n", err)
 		return vmm.StatusUsage
 	}
+	disks, err := parseDisks(o.disks)
+	if err != nil {
+		fmt.Fprintf(stderr, "vmm boot: --disk: %v\n", err)
+		return vmm.StatusUsage
+	}
 	cfg := vmm.Config{
 		Kernel: o.kernel, Initrd: o.initrd, Cmdline: o.cmdline,
 		MemoryBytes: mem, CPUs: o.cpus, Console: stdout, Profile: profile,
+		Disks: disks, RNG: o.rng, Log: stderr,
 	}
 	con, err := openConsole(os.Stdin, stderr)
 	if err != nil {
@@ -211,4 +221,27 @@ func sampleRIP(m *vmm.Machine, every time.Duration, w io.Writer) {
 		}
 		fmt.Fprintf(w, "vmm: sample rip=%#x rsp=%#x rax=%#x rcx=%#x rflags=%#x\n", r.RIP, r.RSP, r.RAX, r.RCX, r.RFLAGS)
 	}
+}
+
+// parseDisks reads --disk values: PATH or PATH,ro.
+func parseDisks(specs []string) ([]vmm.Disk, error) {
+	var disks []vmm.Disk
+	for _, spec := range specs {
+		path, opts, _ := strings.Cut(spec, ",")
+		if path == "" {
+			return nil, fmt.Errorf("%q names no file: use PATH or PATH,ro", spec)
+		}
+		d := vmm.Disk{Path: path}
+		for _, o := range strings.Split(opts, ",") {
+			switch o {
+			case "":
+			case "ro":
+				d.ReadOnly = true
+			default:
+				return nil, fmt.Errorf("%q: unknown option %q: use PATH or PATH,ro", spec, o)
+			}
+		}
+		disks = append(disks, d)
+	}
+	return disks, nil
 }

@@ -30,6 +30,8 @@ func TestDispatch_UsageErrors(t *testing.T) {
 		{[]string{"boot", "--kernel", "k", "extra"}, vmm.StatusUsage, `unexpected argument "extra"`},
 		{[]string{"boot", "--kernel", "k", "--memory", "100T"}, vmm.StatusSetupError, "more than this host's"},
 		{[]string{"boot", "--kernel", "/nonexistent/bzImage"}, vmm.StatusSetupError, "kernel /nonexistent/bzImage does not exist"},
+		{[]string{"boot", "--kernel", "k", "--disk", ",ro"}, vmm.StatusUsage, "names no file"},
+		{[]string{"boot", "--kernel", "k", "--disk", "d.img,rw"}, vmm.StatusUsage, `unknown option "rw"`},
 	} {
 		code, _, stderr := run(tc.args...)
 		if code != tc.code || !strings.Contains(stderr, tc.msg) {

@@ -1,0 +1,186 @@
+package vmm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vmm-dev/vmm/devices/pci"
+	"github.com/vmm-dev/vmm/kvm"
+	"github.com/vmm-dev/vmm/virtio"
+	"github.com/vmm-dev/vmm/virtio/blk"
+	"github.com/vmm-dev/vmm/virtio/pcitransport"
+	"github.com/vmm-dev/vmm/virtio/rng"
+)
+
+// pciBARWindow is where BARs are placed: the 32-bit MMIO hole up to the
+// IOAPIC, the same window the DSDT's host bridge describes.
+const (
+	pciBARWindowStart = uint64(pciMMIOWindowLo)
+	pciBARWindowEnd   = 0xFEC0_0000
+)
+
+// virtioDevice is one virtio device on the PCI bus: its transport, the
+// eventfds KVM signals when the guest notifies a queue, and the goroutines
+// that process the queues off the vCPU threads.
+type virtioDevice struct {
+	name      string
+	transport *pcitransport.Transport
+	kicks     []int // one eventfd per queue
+
+	mu   sync.Mutex // guards bar: the BAR0 mapping currently installed
+	bar  pci.BARMapping
+	size uint64
+}
+
+// addVirtio puts dev on the PCI bus with its BAR0 placed by the VMM.
+// Queue notifications arrive through ioeventfds (no vCPU exit) and are
+// processed on the device's goroutines; interrupts are MSI-X messages
+// injected with KVM_SIGNAL_MSI.
+func (m *Machine) addVirtio(name string, dev virtio.Device) error {
+	// The BAR's size depends only on the device's queues; ask a scratch
+	// transport, then build the real one at an address of that size.
+	probe, err := pcitransport.New(dev, m.mem, pcitransport.Options{})
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	addr, err := m.bars.Alloc(probe.BARSize())
+	if err != nil {
+		return fmt.Errorf("%s: place BAR0: %w", name, err)
+	}
+	d := &virtioDevice{name: name, size: probe.BARSize()}
+	t, err := pcitransport.New(dev, m.mem, pcitransport.Options{
+		BAR0Addr: addr,
+		OnNotify: d.kick,
+		OnMSI: func(_ int, addr uint64, data uint32) {
+			m.vm.SignalMSI(addr, data) // a refused MSI is the guest's to mask
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	d.transport = t
+	for q := 0; q < t.NumQueues(); q++ {
+		efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+		if err != nil {
+			return fmt.Errorf("%s: eventfd: %w", name, err)
+		}
+		m.undo.add(func() error { return unix.Close(efd) })
+		d.kicks = append(d.kicks, efd)
+	}
+	t.Config().OnBARChange(func(c pci.BARChange) {
+		if c.Index == 0 {
+			m.remapBAR0(d, c.New)
+		}
+	})
+	if _, err := m.pci.Add(t); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	m.virtio = append(m.virtio, d)
+	return nil
+}
+
+// remapBAR0 moves a device's registers and queue ioeventfds to where the
+// guest's BAR0 now decodes (or takes them away).
+func (m *Machine) remapBAR0(d *virtioDevice, now pci.BARMapping) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.bar.Decoding {
+		m.exits.mmio.Remove(d.bar.Addr)
+		for q, efd := range d.kicks {
+			m.vm.DeassignIOEventFD(efd, kvm.IOEventFDConfig{Addr: d.bar.Addr + d.transport.NotifyAddr(q)})
+		}
+	}
+	d.bar = pci.BARMapping{}
+	if !now.Decoding {
+		return
+	}
+	if err := m.exits.mmio.Insert(now.Addr, d.size, d.name, d.transport.BAR0()); err != nil {
+		return // an overlapping BAR stays unmapped, as on a real bus
+	}
+	for q, efd := range d.kicks {
+		// Without the ioeventfd the write still reaches the transport,
+		// which calls kick: slower, never lost.
+		m.vm.AssignIOEventFD(efd, kvm.IOEventFDConfig{Addr: now.Addr + d.transport.NotifyAddr(q)})
+	}
+	d.bar = now
+}
+
+// kick signals queue q's eventfd from the VMM side, for notifications that
+// reached the transport through a vCPU exit.
+func (d *virtioDevice) kick(q int) {
+	if q < 0 || q >= len(d.kicks) {
+		return
+	}
+	var one [8]byte
+	binary.LittleEndian.PutUint64(one[:], 1)
+	unix.Write(d.kicks[q], one[:])
+}
+
+// serve processes queue q each time its eventfd fires, until the Machine
+// stops its devices.
+func (m *Machine) serve(d *virtioDevice, q int) {
+	defer m.virtioWG.Done()
+	var buf [8]byte
+	for {
+		if _, err := unix.Read(d.kicks[q], buf[:]); err != nil && !errors.Is(err, unix.EINTR) {
+			return
+		}
+		if m.virtioStop.Load() {
+			return
+		}
+		if err := d.transport.ProcessQueue(q); err != nil && !errors.Is(err, virtio.ErrNeedsReset) {
+			fmt.Fprintf(m.cfg.Log, "vmm: %s queue %d: %v\n", d.name, q, err)
+		}
+	}
+}
+
+// startVirtio starts every device's queue goroutines.
+func (m *Machine) startVirtio() {
+	for _, d := range m.virtio {
+		for q := range d.kicks {
+			m.virtioWG.Add(1)
+			go m.serve(d, q)
+		}
+	}
+}
+
+// stopVirtio ends the queue goroutines and waits for them, so none touches
+// guest memory after it is unmapped.
+func (m *Machine) stopVirtio() {
+	m.virtioStop.Store(true)
+	for _, d := range m.virtio {
+		for q := range d.kicks {
+			d.kick(q)
+		}
+	}
+	m.virtioWG.Wait()
+}
+
+// addConfiguredVirtio creates the devices the Config asks for: disks in
+// order (the first is /dev/vda), then the entropy device.
+func (m *Machine) addConfiguredVirtio() error {
+	for i, disk := range m.cfg.Disks {
+		f, err := blk.NewFileBackend(disk.Path, disk.ReadOnly)
+		if err != nil {
+			return &FileError{Role: "disk", Path: disk.Path, Err: err}
+		}
+		m.undo.add(f.Close)
+		dev, err := blk.New(f, blk.Options{ReadOnly: disk.ReadOnly})
+		if err != nil {
+			return fmt.Errorf("disk %s: %w", disk.Path, err)
+		}
+		if err := m.addVirtio(fmt.Sprintf("virtio-blk%d", i), dev); err != nil {
+			return err
+		}
+	}
+	if m.cfg.RNG {
+		if err := m.addVirtio("virtio-rng", rng.New(rng.Getrandom{})); err != nil {
+			return err
+		}
+	}
+	return nil
+}
