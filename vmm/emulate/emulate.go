@@ -1,7 +1,7 @@
 // Package emulate performs, in the VMM, the few instructions a software-only
 // KVM (kvm_pvm) cannot emulate but a Linux boot cannot avoid. It is called
 // on KVM_EXIT_INTERNAL_ERROR and knows exactly: INT3 and IRETQ in 64-bit
-// mode, CLAC and STAC at CPL 0, and FWAIT. Anything else is left unhandled so the run
+// mode, CLAC and STAC at CPL 0, FWAIT, and LDMXCSR/STMXCSR. Anything else is left unhandled so the run
 // ends with the failing bytes printed.
 //
 // Every value the guest controls (instruction bytes, IDT, GDT, TSS, stack,
@@ -26,6 +26,7 @@ type CPU interface {
 	SetSregs(kvm.Sregs) error
 	Translate(linear uint64) (kvm.Translation, error)
 	GetFPU() (kvm.FPU, error)
+	SetFPU(kvm.FPU) error
 }
 
 // Result says what Step did.
@@ -45,13 +46,19 @@ type instruction struct {
 }
 
 func instructions() []instruction {
-	return []instruction{
+	list := []instruction{
 		{"int3", []byte{0xCC}, (*vcpu).int3},
 		{"iretq", []byte{0x48, 0xCF}, (*vcpu).iretq},
 		{"clac", []byte{0x0F, 0x01, 0xCA}, (*vcpu).clac},
 		{"stac", []byte{0x0F, 0x01, 0xCB}, (*vcpu).stac},
 		{"fwait", []byte{0x9B}, (*vcpu).fwait},
 	}
+	// LDMXCSR/STMXCSR, with and without a REX prefix.
+	list = append(list, instruction{"ldmxcsr/stmxcsr", []byte{0x0F, opcodeGroup15}, (*vcpu).mxcsr})
+	for rex := byte(0x40); rex <= 0x4F; rex++ {
+		list = append(list, instruction{"ldmxcsr/stmxcsr", []byte{rex, 0x0F, opcodeGroup15}, (*vcpu).mxcsr})
+	}
+	return list
 }
 
 // maxEncoding is the longest encoding in instructions().

@@ -344,7 +344,8 @@ func TestStep_NotHandled(t *testing.T) {
 		{"rex.wb-iret", []byte{0x49, 0xCF}, nil, ""},
 		{"int-3-long-form", []byte{0xCD, 0x03}, nil, ""},
 		{"prefixed-int3", []byte{0x2E, 0xCC}, nil, ""},
-		{"xsave", []byte{0x0F, 0xAE, 0x27}, nil, ""},
+		// 0F AE is group 15: the LDMXCSR/STMXCSR entry matches and declines.
+		{"xsave", []byte{0x0F, 0xAE, 0x27}, nil, "ldmxcsr/stmxcsr"},
 		{"encls", []byte{0x0F, 0x01, 0xCF}, nil, ""},
 		{"int3/compat-mode", []byte{0xCC}, compat, "int3"},
 		{"iretq/compat-mode", []byte{0x48, 0xCF}, compat, "iretq"},

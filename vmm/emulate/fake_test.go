@@ -19,6 +19,7 @@ type fakeCPU struct {
 }
 
 func (f *fakeCPU) GetFPU() (kvm.FPU, error) { return f.fpu, nil }
+func (f *fakeCPU) SetFPU(v kvm.FPU) error   { f.fpu = v; f.sets++; return nil }
 
 func (f *fakeCPU) GetRegs() (kvm.Regs, error)   { return f.regs, nil }
 func (f *fakeCPU) GetSregs() (kvm.Sregs, error) { return f.sregs, nil }
