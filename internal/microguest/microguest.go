@@ -39,11 +39,12 @@ var sources embed.FS
 //	cpuid        prints the CPUID registers the compatibility profile edits
 //	acpi         walks the ACPI tables, counts CPUs, powers off through PM1a_CNT
 //	pci          enumerates PCI bus 0 through 0xCF8/0xCFC
+//	virtio       drives virtio-blk (GET_ID, read, write, flush) and virtio-rng over virtio-pci, polled
 //
 // Each file's header comment gives its exact output.
 func Guests() []string { return slices.Clone(guests) }
 
-var guests = []string{"hello", "bootinfo", "echo", "highmem", "reset", "triplefault", "unhandled", "cpuid", "acpi", "pci"}
+var guests = []string{"hello", "bootinfo", "echo", "highmem", "reset", "triplefault", "unhandled", "cpuid", "acpi", "pci", "virtio"}
 
 // fallbackGuests build like the others but run instructions a software KVM
 // cannot (int3, iretq, clac, stac), so they stay out of Guests(), whose
