@@ -127,7 +127,7 @@ var optional = []struct {
 // from the measurements in docs/software-kvm.md.
 const SoftwareKVMReason = "this host's KVM is a software hypervisor (kvm_pvm): guests are emulated at about a million instructions a second. " +
 	"With vmm's software-kvm profile (on by default here) a Linux kernel boots to the start of /init (the project's minimal kernel in about 30 s; " +
-	"Debian's cloud kernel would need about 20 minutes), but user space cannot run: kvm_pvm performs a guest's SYSCALL without entering the kernel, " +
+	"Debian's cloud kernel boots for about 10 minutes and stops at SSE inside the kernel), but user space cannot run: kvm_pvm performs a guest's SYSCALL without entering the kernel, " +
 	"so init dies at its first system call. Micro-guests and the test suite run; see docs/software-kvm.md"
 
 // Check examines the host.
