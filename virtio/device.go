@@ -1,6 +1,10 @@
 package virtio
 
-import "github.com/vmm-dev/vmm/guestmem"
+import (
+	"fmt"
+
+	"github.com/vmm-dev/vmm/guestmem"
+)
 
 // Device IDs (§5).
 const (
@@ -42,4 +46,21 @@ type Device interface {
 // transport maps it to an MSI-X vector or the INTx line and the ISR bits.
 type Interrupt interface {
 	Signal(q int) error
+}
+
+// SignalUsed interrupts the driver for queue qi if the ring's notification
+// rules (EVENT_IDX, or the NO_INTERRUPT flag) ask for it after the device
+// added used buffers.
+func SignalUsed(q *Queue, mem *guestmem.Memory, irq Interrupt, qi int) error {
+	need, err := q.NeedsNotification(mem)
+	if err != nil {
+		return err
+	}
+	if !need {
+		return nil
+	}
+	if err := irq.Signal(qi); err != nil {
+		return fmt.Errorf("signal used buffers: %w", err)
+	}
+	return nil
 }

@@ -187,14 +187,8 @@ func (d *Device) Notify(q int) error {
 			return fmt.Errorf("virtio-blk: %w", err)
 		}
 	}
-	need, err := d.queue.NeedsNotification(d.mem)
-	if err != nil {
+	if err := virtio.SignalUsed(d.queue, d.mem, d.irq, 0); err != nil {
 		return fmt.Errorf("virtio-blk: %w", err)
-	}
-	if need {
-		if err := d.irq.Signal(0); err != nil {
-			return fmt.Errorf("virtio-blk: signal used buffers: %w", err)
-		}
 	}
 	return nil
 }

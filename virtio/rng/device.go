@@ -110,14 +110,8 @@ func (d *Device) Notify(q int) error {
 			return fmt.Errorf("virtio-rng: %w", err)
 		}
 	}
-	need, err := d.queue.NeedsNotification(d.mem)
-	if err != nil {
+	if err := virtio.SignalUsed(d.queue, d.mem, d.irq, 0); err != nil {
 		return fmt.Errorf("virtio-rng: %w", err)
-	}
-	if need {
-		if err := d.irq.Signal(0); err != nil {
-			return fmt.Errorf("virtio-rng: signal used buffers: %w", err)
-		}
 	}
 	return srcErr
 }
