@@ -13,11 +13,6 @@
  */
 #include "rt.h"
 
-static inline void outw(u16 port, u16 v)
-{
-	__asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
-}
-
 static int sig_is(const u8 *p, const char *s)
 {
 	for (int i = 0; s[i]; i++)

@@ -15,22 +15,6 @@
 
 #define RFLAGS_AC (1UL << 18)
 
-/* A 64-bit IDT gate (Intel SDM vol. 3, 6.14.1). */
-struct gate {
-	u16 offset_lo;
-	u16 selector;
-	u8 ist;
-	u8 type_attr;
-	u16 offset_mid;
-	u32 offset_hi;
-	u32 reserved;
-} __attribute__((packed));
-
-struct idtr {
-	u16 limit;
-	u64 base;
-} __attribute__((packed));
-
 #define GATE_INTERRUPT_DPL3 0xEE /* P=1, DPL=3, type 0xE */
 #define VECTOR_BP 3
 
@@ -97,7 +81,7 @@ static __attribute__((noinline)) void do_int3(u64 *rsp_before)
 
 static void test_int3(void)
 {
-	struct idtr idtr = { sizeof(idt) - 1, (u64)idt };
+	struct table_reg idtr = { sizeof(idt) - 1, (u64)idt };
 	u16 cs;
 	u64 rsp_before, flags_before, flags_after;
 

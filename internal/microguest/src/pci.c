@@ -8,18 +8,6 @@
  */
 #include "rt.h"
 
-static inline void outl(u16 port, u32 v)
-{
-	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline u32 inl(u16 port)
-{
-	u32 v;
-	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
-
 static u32 cfg_read(u32 dev, u32 reg)
 {
 	outl(0xcf8, 0x80000000u | (dev << 11) | (reg & 0xfc));

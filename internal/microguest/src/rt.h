@@ -39,6 +39,40 @@ static inline u8 inb(u16 port)
 	return v;
 }
 
+static inline void outw(u16 port, u16 v)
+{
+	__asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline void outl(u16 port, u32 v)
+{
+	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline u32 inl(u16 port)
+{
+	u32 v;
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+/* A 64-bit IDT gate (Intel SDM vol. 3, 6.14.1). */
+struct gate {
+	u16 offset_lo;
+	u16 selector;
+	u8 ist;
+	u8 type_attr;
+	u16 offset_mid;
+	u32 offset_hi;
+	u32 reserved;
+} __attribute__((packed));
+
+/* The operand of LGDT/LIDT. */
+struct table_reg {
+	u16 limit;
+	u64 base;
+} __attribute__((packed));
+
 static inline u8 bp8(const u8 *bp, u32 off) { return bp[off]; }
 static inline u32 bp32(const u8 *bp, u32 off) { return *(const u32 *)(bp + off); }
 

@@ -86,21 +86,6 @@ struct tss64 {
 	u8 iomap[8192 + 1]; /* all ports allowed, then the 0xFF terminator */
 } __attribute__((packed));
 
-struct gate {
-	u16 offset_lo;
-	u16 selector;
-	u8 ist;
-	u8 type_attr;
-	u16 offset_mid;
-	u32 offset_hi;
-	u32 reserved;
-} __attribute__((packed));
-
-struct table_reg {
-	u16 limit;
-	u64 base;
-} __attribute__((packed));
-
 #define GATE_INTERRUPT 0x8E /* P=1, DPL=0, 64-bit interrupt gate */
 
 static u64 gdt[8] __attribute__((aligned(16)));

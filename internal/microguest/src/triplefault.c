@@ -5,14 +5,9 @@
  */
 #include "rt.h"
 
-struct idtr {
-	u16 limit;
-	u64 base;
-} __attribute__((packed));
-
 int main(const u8 *boot_params)
 {
-	static const struct idtr empty = { 0, 0 };
+	static const struct table_reg empty = { 0, 0 };
 
 	(void)boot_params;
 	uart_puts("triplefault: faulting now\n");

@@ -150,23 +150,6 @@ struct vdev {
 
 static inline void barrier(void) { __asm__ volatile("" : : : "memory"); }
 
-static inline void outw(u16 port, u16 v)
-{
-	__asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline void outl(u16 port, u32 v)
-{
-	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline u32 inl(u16 port)
-{
-	u32 v;
-	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
-
 static void cfg_addr(u32 dev, u32 reg)
 {
 	outl(0xcf8, 0x80000000u | (dev << 11) | (reg & 0xfc));
