@@ -48,16 +48,27 @@ type Interrupt interface {
 	Signal(q int) error
 }
 
-// SignalUsed interrupts the driver for queue qi if the ring's notification
-// rules (EVENT_IDX, or the NO_INTERRUPT flag) ask for it after the device
-// added used buffers.
-func SignalUsed(q *Queue, mem *guestmem.Memory, irq Interrupt, qi int) error {
-	need, err := q.NeedsNotification(mem)
-	if err != nil {
-		return err
+// Serve pops every available chain of queue qi, hands each to handle
+// (which returns the bytes it wrote into the chain), returns the chains to
+// the driver, and interrupts it if the ring's notification rules (EVENT_IDX,
+// or the NO_INTERRUPT flag) ask for it. A broken queue ends it with an error
+// that unwraps to ErrNeedsReset.
+func Serve(q *Queue, mem *guestmem.Memory, irq Interrupt, qi int, handle func(*Chain) uint32) error {
+	for {
+		c, err := q.Pop(mem)
+		if err != nil {
+			return err
+		}
+		if c == nil {
+			break
+		}
+		if err := q.AddUsed(mem, c.Head(), handle(c)); err != nil {
+			return err
+		}
 	}
-	if !need {
-		return nil
+	need, err := q.NeedsNotification(mem)
+	if err != nil || !need {
+		return err
 	}
 	if err := irq.Signal(qi); err != nil {
 		return fmt.Errorf("signal used buffers: %w", err)

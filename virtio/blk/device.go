@@ -175,19 +175,7 @@ func (d *Device) Notify(q int) error {
 	if d.queue == nil {
 		return ErrNotActive
 	}
-	for {
-		c, err := d.queue.Pop(d.mem)
-		if err != nil {
-			return fmt.Errorf("virtio-blk: %w", err)
-		}
-		if c == nil {
-			break
-		}
-		if err := d.queue.AddUsed(d.mem, c.Head(), d.process(c)); err != nil {
-			return fmt.Errorf("virtio-blk: %w", err)
-		}
-	}
-	if err := virtio.SignalUsed(d.queue, d.mem, d.irq, 0); err != nil {
+	if err := virtio.Serve(d.queue, d.mem, d.irq, 0, d.process); err != nil {
 		return fmt.Errorf("virtio-blk: %w", err)
 	}
 	return nil

@@ -94,23 +94,14 @@ func (d *Device) Notify(q int) error {
 		return ErrNotActive
 	}
 	var srcErr error
-	for {
-		c, err := d.queue.Pop(d.mem)
-		if err != nil {
-			return fmt.Errorf("virtio-rng: %w", err)
-		}
-		if c == nil {
-			break
-		}
+	err := virtio.Serve(d.queue, d.mem, d.irq, 0, func(c *virtio.Chain) uint32 {
 		n, err := d.fill(c)
 		if err != nil && srcErr == nil {
 			srcErr = err
 		}
-		if err := d.queue.AddUsed(d.mem, c.Head(), n); err != nil {
-			return fmt.Errorf("virtio-rng: %w", err)
-		}
-	}
-	if err := virtio.SignalUsed(d.queue, d.mem, d.irq, 0); err != nil {
+		return n
+	})
+	if err != nil {
 		return fmt.Errorf("virtio-rng: %w", err)
 	}
 	return srcErr
