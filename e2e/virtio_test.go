@@ -18,7 +18,8 @@ import (
 // TestVirtio_BlockAndRNG has a guest drive the virtio-pci devices as a
 // polled driver: it finds the capabilities, negotiates VERSION_1, sets up
 // queue 0 and sends the block device GET_ID, a read of sector 0, a write
-// of sector 1 and a flush, and the entropy device one 16-byte buffer. What
+// of sector 1, a flush and a read past the end (IOERR), and the entropy
+// device one 16-byte buffer. What
 // the guest read must be the file's sector 0 and what it wrote must land
 // in the file; on a read-only disk the write fails with IOERR and the file
 // is untouched.
@@ -61,6 +62,7 @@ func TestVirtio_BlockAndRNG(t *testing.T) {
 				fmt.Sprintf("virtio-blk: sector0 fnv=%#x\n", h.Sum32()) +
 				fmt.Sprintf("virtio-blk: write status %d\n", tc.writeStatus) +
 				"virtio-blk: flush status 0\n" +
+				"virtio-blk: past end status 1\n" +
 				"virtio: device 2 id=0x1044\n" +
 				"virtio-rng: features ok\n" +
 				"virtio-rng: got 16 bytes\n" +
@@ -112,4 +114,31 @@ func diskID(t *testing.T, path string) string {
 		return regexp.QuoteMeta(id)
 	}
 	return `vmm-[0-9a-f]{16}`
+}
+
+// TestVirtio_Interrupts has a guest take the block device's used-buffer
+// interrupts: an MSI-X message (held pending while its vector is masked,
+// sent on unmask; the VMM delivers it through a GSI route and an irqfd),
+// then, with MSI-X off, INTx through the IOAPIC input the Interrupt Line
+// register names, which the ISR read must deassert.
+func TestVirtio_Interrupts(t *testing.T) {
+	kernel := guest(t, "virtioirq")
+	disk := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(disk, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := vmtest.Run(t, vmtest.Config{Kernel: kernel, Memory: "32M", Args: []string{"--disk", disk, "--rng=false"}}, guestTimeout)
+	want := regexp.MustCompile(`\Avirtio-irq: features ok
+virtio-irq: msi-x masked, pending 1
+virtio-irq: msi-x vector 0x41, pending 0
+virtio-irq: features ok
+virtio-irq: intx gsi (1[6-9]|2[0-3]) vector 0x42 isr 0x1
+virtio-irq: intx line deasserted
+\z`)
+	if !want.MatchString(res.Console) {
+		t.Errorf("console:\n%s\nwant to match:\n%s", res.Console, want)
+	}
+	if res.Code != vmm.StatusGuestOff {
+		t.Errorf("exit status %d, want %d; stderr:\n%s", res.Code, vmm.StatusGuestOff, res.Stderr)
+	}
 }

@@ -30,6 +30,7 @@ func (m *Machine) setupACPI() error {
 		PCIMMIOBase: pciMMIOWindowLo, PCIMMIOEnd: pciMMIOWindowHi,
 		// The IOAPIC's ID follows the CPUs' local APIC IDs (0..CPUs-1).
 		IOAPICID: uint8(m.cfg.CPUs),
+		PCIINTx:  intxRoutes(),
 	}
 	if err := acpi.Write(m.mem, cfg); err != nil {
 		return fmt.Errorf("write ACPI tables: %w", err)

@@ -52,6 +52,8 @@ type Machine struct {
 	serial *devices.Serial
 	pci    *pci.Bus
 	bars   *pci.BARAllocator
+	msi    *msiRouter // MSI-X messages through GSI routes and irqfds
+	intx   *intxLines // PCI INTx, when a function's MSI-X is off
 
 	virtio     []*virtioDevice
 	virtioWG   sync.WaitGroup // the queue goroutines
@@ -261,6 +263,9 @@ func (m *Machine) setupDevices() error {
 		return err
 	}
 	m.bars = bars
+	m.msi = newMSIRouter(m.vm)
+	m.undo.add(m.msi.close)
+	m.intx = newINTxLines(m.vm.IRQLine)
 	pio = append(pio, PIODevice{Name: "pci-config", Base: pci.ConfigIOBase, Size: pci.ConfigIOSize, Dev: pci.NewConfigIO(m.pci)})
 	for _, d := range append(pio, m.cfg.ExtraPIO...) {
 		if err := m.exits.pio.Insert(uint64(d.Base), uint64(d.Size), d.Name, d.Dev); err != nil {

@@ -34,12 +34,16 @@ type virtioDevice struct {
 	mu   sync.Mutex // guards bar: the BAR0 mapping currently installed
 	bar  pci.BARMapping
 	size uint64
+
+	// intx drives the function's INTA#; set once the slot is known,
+	// before the guest runs.
+	intx func(level bool)
 }
 
 // addVirtio puts dev on the PCI bus with its BAR0 placed by the VMM.
 // Queue notifications arrive through ioeventfds (no vCPU exit) and are
-// processed on the device's goroutines; interrupts are MSI-X messages
-// injected with KVM_SIGNAL_MSI.
+// processed on the device's goroutines; interrupts are MSI-X messages sent
+// through irqfds (msiRouter), or INTA# while the guest leaves MSI-X off.
 func (m *Machine) addVirtio(name string, dev virtio.Device) error {
 	// The BAR's size depends only on the device's queues; ask a scratch
 	// transport, then build the real one at an address of that size.
@@ -52,11 +56,17 @@ func (m *Machine) addVirtio(name string, dev virtio.Device) error {
 		return fmt.Errorf("%s: place BAR0: %w", name, err)
 	}
 	d := &virtioDevice{name: name, size: probe.BARSize()}
+	index := len(m.virtio)
 	t, err := pcitransport.New(dev, m.mem, pcitransport.Options{
 		BAR0Addr: addr,
 		OnNotify: d.kick,
-		OnMSI: func(_ int, addr uint64, data uint32) {
-			m.vm.SignalMSI(addr, data) // a refused MSI is the guest's to mask
+		OnMSI: func(vector int, addr uint64, data uint32) {
+			m.msi.fire(index, vector, addr, data)
+		},
+		OnINTx: func(level bool) {
+			if d.intx != nil {
+				d.intx(level)
+			}
 		},
 	})
 	if err != nil {
@@ -76,9 +86,13 @@ func (m *Machine) addVirtio(name string, dev virtio.Device) error {
 			m.remapBAR0(d, c.New)
 		}
 	})
-	if _, err := m.pci.Add(t); err != nil {
+	slot, err := m.pci.Add(t)
+	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
+	d.intx = m.intx.pin(slot)
+	// As firmware does: the Interrupt Line names INTA#'s GSI.
+	t.Config().WriteConfig(pci.RegInterruptLine, []byte{byte(intxGSI(slot, 0))})
 	m.virtio = append(m.virtio, d)
 	return nil
 }

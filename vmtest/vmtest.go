@@ -40,6 +40,9 @@ type Config struct {
 	Memory  string   // guest RAM, e.g. "128M" or "5G" (--memory)
 	CPUs    int      // vCPU count (--cpus)
 	Args    []string // extra flags, appended after the ones above
+	// NetNS runs the VMM inside this network namespace (`ip netns exec`),
+	// so its TAP devices and traffic stay there.
+	NetNS string
 }
 
 // args is the vmm command line for c, without the program name.
@@ -86,7 +89,13 @@ type Result struct {
 // are logged.
 func Start(t testing.TB, cfg Config) *VM {
 	t.Helper()
-	return start(t, Binary(t), cfg.args())
+	bin, args := Binary(t), cfg.args()
+	if cfg.NetNS != "" {
+		// ip execs the VMM in place, so signals and the exit status are its.
+		args = append([]string{"netns", "exec", cfg.NetNS, bin}, args...)
+		bin = "ip"
+	}
+	return start(t, bin, args)
 }
 
 // Run boots a VM, waits up to timeout for it to end and returns what it

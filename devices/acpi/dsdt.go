@@ -31,34 +31,60 @@ const (
 //	            IO (Decode16, 0xCF8, 0xCF8, 1, 8)            // config ports
 //	            DWordMemory (..., PCIMMIOBase, PCIMMIOEnd)   // BAR window
 //	        })
+//	        Name (_PRT, Package () {                       // from cfg.PCIINTx
+//	            Package () { 0x0001FFFF, 0, 0, 17 },         // slot 1 INTA# -> GSI 17
+//	            ...
+//	        })
 //	    }
 //	}
 //
 // \_S5 is how Linux learns the SLP_TYP to write for power-off (§7.4.2);
-// the bridge's _CRS is the window it may assign BARs from.
+// the bridge's _CRS is the window it may assign BARs from; _PRT is where
+// each slot's INTx pins go (§6.2.13).
 func DSDT(cfg Config) ([]byte, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	var a aml
+	bridge := [][]byte{
+		a.name("_HID", a.eisaID(pciHostBridgeHID)),
+		a.name("_CID", a.eisaID(pciHostBridgeCID)),
+		a.name("_SEG", amlInteger(0)),
+		a.name("_BBN", amlInteger(0)),
+		a.name("_UID", amlInteger(0)),
+		a.name("_CRS", a.resourceTemplate(
+			wordBusNumber(0, 0),
+			ioPort(pciConfigPort, 1, pciConfigPorts),
+			dwordMemory(cfg.PCIMMIOBase, cfg.PCIMMIOEnd),
+		)),
+	}
+	if len(cfg.PCIINTx) > 0 {
+		bridge = append(bridge, a.name("_PRT", prt(&a, cfg.PCIINTx)))
+	}
 	body := append(
 		a.name(`\_S5`, a.pkgOf(amlInteger(slpTypS5), amlInteger(slpTypS5), amlInteger(0), amlInteger(0))),
 		a.scope(`\_SB`,
-			a.device("PCI0",
-				a.name("_HID", a.eisaID(pciHostBridgeHID)),
-				a.name("_CID", a.eisaID(pciHostBridgeCID)),
-				a.name("_SEG", amlInteger(0)),
-				a.name("_BBN", amlInteger(0)),
-				a.name("_UID", amlInteger(0)),
-				a.name("_CRS", a.resourceTemplate(
-					wordBusNumber(0, 0),
-					ioPort(pciConfigPort, 1, pciConfigPorts),
-					dwordMemory(cfg.PCIMMIOBase, cfg.PCIMMIOEnd),
-				)),
-			),
+			a.device("PCI0", bridge...),
 		)...)
 	if a.err != nil {
 		return nil, a.err
 	}
 	return sdt(dsdtSignature, dsdtRevision, body), nil
+}
+
+// prt is the _PRT package: one entry per route, each Package { Address,
+// Pin, Source, Source Index } where Address is the device in the high word
+// and 0xFFFF ("any function") in the low, and Source 0 means Source Index is
+// a GSI rather than an index into a link device (§6.2.13).
+func prt(a *aml, routes []INTxRoute) []byte {
+	entries := make([][]byte, 0, len(routes))
+	for _, r := range routes {
+		entries = append(entries, a.pkgOf(
+			amlInteger(uint64(r.Slot)<<16|0xFFFF),
+			amlInteger(uint64(r.Pin)),
+			amlInteger(0),
+			amlInteger(uint64(r.GSI)),
+		))
+	}
+	return a.pkgOf(entries...)
 }

@@ -44,7 +44,7 @@ func TestTables_IaslDisassembles(t *testing.T) {
 		}
 	}
 	dsl, _ := os.ReadFile(filepath.Join(dir, "dsdt.dsl"))
-	for _, want := range []string{"_S5", "PNP0A08", "PNP0A03", "_CRS", "0xFEBFFFFF", "0x0CF8"} {
+	for _, want := range []string{"_S5", "PNP0A08", "PNP0A03", "_CRS", "0xFEBFFFFF", "0x0CF8", "_PRT", "0x0001FFFF"} {
 		if !strings.Contains(string(dsl), want) {
 			t.Errorf("DSDT disassembly lacks %q", want)
 		}
@@ -61,7 +61,7 @@ func TestDSDT_AcpiexecEvaluates(t *testing.T) {
 	}
 	dir := t.TempDir()
 	tables := writeTables(t, dir)
-	cmd := exec.Command(acpiexec, "-b", `evaluate \_S5; evaluate \_SB.PCI0._CRS`, tables["dsdt"], tables["facp"], tables["apic"])
+	cmd := exec.Command(acpiexec, "-b", `evaluate \_S5; evaluate \_SB.PCI0._CRS; evaluate \_SB.PCI0._PRT`, tables["dsdt"], tables["facp"], tables["apic"])
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -79,7 +79,10 @@ func TestDSDT_AcpiexecEvaluates(t *testing.T) {
 	}
 	for _, want := range []string{
 		"[Package] Contains 4 Elements:\n    [Integer] = 0000000000000005\n    [Integer] = 0000000000000005",
-		"0000: 88 0D 00 02 0C 00", // the _CRS buffer starts with WordBusNumber
+		"0000: 88 0D 00 02 0C 00",          // the _CRS buffer starts with WordBusNumber
+		"[Package] Contains 128 Elements:", // _PRT: 32 slots, 4 pins
+		// slot 1 INTB# (the 6th entry) goes to GSI 16+(1+1)%8 = 18
+		"[Integer] = 000000000001FFFF\n      [Integer] = 0000000000000001\n      [Integer] = 0000000000000000\n      [Integer] = 0000000000000012",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("acpiexec output lacks %q:\n%s", want, out)

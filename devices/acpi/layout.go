@@ -39,7 +39,29 @@ type Config struct {
 	PCIMMIOBase, PCIMMIOEnd uint32
 
 	IOAPICID uint8
+
+	// PCIINTx routes the INTx pins of the devices on bus 0 to IOAPIC
+	// inputs; the DSDT publishes it as the host bridge's _PRT, which is how
+	// an OS finds a function's interrupt when MSI-X is off. Empty: no _PRT.
+	PCIINTx []INTxRoute
 }
+
+// INTxRoute says that INTx pin Pin (0 for INTA# .. 3 for INTD#) of PCI
+// device Slot raises GSI, a level-triggered, active-low IOAPIC input
+// (§6.2.13: a _PRT entry with no link device names a GSI directly).
+type INTxRoute struct {
+	Slot, Pin uint8
+	GSI       uint32
+}
+
+// The INTx routes' limits: 32 devices of 4 pins on bus 0, and the IOAPIC
+// inputs above the 16 ISA IRQs (which keep their edge-triggered meaning).
+const (
+	pciSlots       = 32
+	pciINTxPins    = 4
+	firstPCIGSI    = 16
+	ioapicGSILimit = 24 // the in-kernel IOAPIC's inputs
+)
 
 // Validate reports the first field of c that the tables cannot express.
 func (c Config) Validate() error {
@@ -52,6 +74,12 @@ func (c Config) Validate() error {
 	}
 	if c.PCIMMIOBase > c.PCIMMIOEnd {
 		return fmt.Errorf("acpi: PCI MMIO window [%#x, %#x] is empty", c.PCIMMIOBase, c.PCIMMIOEnd)
+	}
+	for _, r := range c.PCIINTx {
+		if r.Slot >= pciSlots || r.Pin >= pciINTxPins || r.GSI < firstPCIGSI || r.GSI >= ioapicGSILimit {
+			return fmt.Errorf("acpi: INTx route slot %d pin %d to GSI %d: want slot < %d, pin < %d, GSI %d to %d",
+				r.Slot, r.Pin, r.GSI, pciSlots, pciINTxPins, firstPCIGSI, ioapicGSILimit-1)
+		}
 	}
 	blocks := []struct {
 		name string

@@ -12,7 +12,19 @@ func testConfig(cpus int) Config {
 	return Config{
 		CPUs: cpus, PM1aEvt: 0x600, PM1aCnt: 0x604, PMTmr: 0x608, SCI: 9,
 		PCIMMIOBase: 0xC000_0000, PCIMMIOEnd: 0xFEBF_FFFF, IOAPICID: 0,
+		PCIINTx: testINTx(),
 	}
+}
+
+// testINTx routes every slot's four pins over GSIs 16-23, rotated by slot.
+func testINTx() []INTxRoute {
+	var rs []INTxRoute
+	for slot := range uint8(pciSlots) {
+		for pin := range uint8(pciINTxPins) {
+			rs = append(rs, INTxRoute{Slot: slot, Pin: pin, GSI: firstPCIGSI + uint32(slot+pin)%8})
+		}
+	}
+	return rs
 }
 
 func sum(b []byte) byte {
@@ -191,6 +203,10 @@ func TestConfig_Invalid_Fails(t *testing.T) {
 		"timer past 64K":  func(c *Config) { c.PMTmr = 0xFFFE },
 		"overlapping evt": func(c *Config) { c.PM1aCnt = 0x602 },
 		"overlapping tmr": func(c *Config) { c.PMTmr = 0x605 },
+		"INTx slot 32":    func(c *Config) { c.PCIINTx = []INTxRoute{{Slot: 32, GSI: 16}} },
+		"INTx pin 4":      func(c *Config) { c.PCIINTx = []INTxRoute{{Pin: 4, GSI: 16}} },
+		"INTx ISA GSI":    func(c *Config) { c.PCIINTx = []INTxRoute{{GSI: 9}} },
+		"INTx GSI 24":     func(c *Config) { c.PCIINTx = []INTxRoute{{GSI: 24}} },
 	}
 	for name, mutate := range tests {
 		cfg := testConfig(1)
