@@ -39,7 +39,10 @@ func (c *VCPU) Close() error {
 // returned exit's Data aliases kvm_run and is valid until the next Run.
 func (c *VCPU) Run() (Exit, error) {
 	_, err := ioctl(c.fd, KVM_RUN, 0)
-	if errors.Is(err, unix.EINTR) {
+	// EAGAIN: a vCPU waiting for SIPI (an AP before the guest starts it)
+	// took INIT or SIPI and changed its MP state without entering the
+	// guest; the caller runs it again, as after a signal.
+	if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
 		return ExitIntr{}, nil
 	}
 	if err != nil {
