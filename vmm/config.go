@@ -24,6 +24,8 @@ type Config struct {
 
 	// Disks are virtio-blk devices, in order: the first is /dev/vda.
 	Disks []Disk
+	// NICs are virtio-net devices on TAP interfaces, in order (eth0 first).
+	NICs []NIC
 	// RNG adds a virtio-rng device fed by the host's getrandom.
 	RNG bool
 
@@ -76,6 +78,19 @@ func (c *Config) validate() error {
 	}
 	if len(c.Disks) > MaxDisks {
 		return fmt.Errorf("%w: %d disks; at most %d", ErrConfig, len(c.Disks), MaxDisks)
+	}
+	if len(c.NICs) > MaxNICs {
+		return fmt.Errorf("%w: %d network devices; at most %d", ErrConfig, len(c.NICs), MaxNICs)
+	}
+	for i, n := range c.NICs {
+		if err := checkIfName(n.TAP); err != nil {
+			return fmt.Errorf("%w: network device %d: %w", ErrConfig, i, err)
+		}
+		if n.MAC != nil {
+			if _, err := parseMAC(n.MAC.String()); err != nil {
+				return fmt.Errorf("%w: network device %d: %w", ErrConfig, i, err)
+			}
+		}
 	}
 	if c.CPUs < 1 || c.CPUs > MaxCPUs {
 		return fmt.Errorf("%w: %d CPUs; give 1 to %d", ErrConfig, c.CPUs, MaxCPUs)

@@ -37,6 +37,7 @@ type bootOptions struct {
 	cpus                            int
 	compat                          string
 	disks                           []string
+	nets                            []string
 	rng                             bool
 }
 
@@ -50,6 +51,7 @@ func bootFlags(stderr io.Writer) (*pflag.FlagSet, *bootOptions) {
 	fs.StringVar(&o.memory, "memory", "512M", "guest RAM `size` (K, M, G suffixes)")
 	fs.IntVar(&o.cpus, "cpus", 1, "number of vCPUs")
 	fs.StringArrayVar(&o.disks, "disk", nil, "virtio-blk disk `PATH[,ro]` backed by a file (repeatable; the first is /dev/vda)")
+	fs.StringArrayVar(&o.nets, "net", nil, "virtio-net device on a TAP interface: `tap=NAME[,mac=MAC]` (repeatable; the first is eth0; the TAP is created if missing)")
 	fs.BoolVar(&o.rng, "rng", true, "add a virtio-rng device fed by the host's getrandom")
 	fs.StringVar(&o.compat, "compat", "auto", "compatibility `profile`: auto (software-kvm on a software-only KVM host), software-kvm, or off; see docs/software-kvm.md")
 	return fs, o
@@ -92,10 +94,19 @@ func runBoot(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vmm boot: --disk: %v\n", err)
 		return vmm.StatusUsage
 	}
+	var nics []vmm.NIC
+	for _, spec := range o.nets {
+		n, err := vmm.ParseNIC(spec)
+		if err != nil {
+			fmt.Fprintf(stderr, "vmm boot: --net: %v\n", err)
+			return vmm.StatusUsage
+		}
+		nics = append(nics, n)
+	}
 	cfg := vmm.Config{
 		Kernel: o.kernel, Initrd: o.initrd, Cmdline: o.cmdline,
 		MemoryBytes: mem, CPUs: o.cpus, Console: stdout, Profile: profile,
-		Disks: disks, RNG: o.rng, Log: stderr,
+		Disks: disks, NICs: nics, RNG: o.rng, Log: stderr,
 	}
 	con, err := openConsole(os.Stdin, stderr)
 	if err != nil {

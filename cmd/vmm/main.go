@@ -78,7 +78,7 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "boot":
 		fs, _ := bootFlags(stderr)
-		fmt.Fprintf(stdout, "Usage: vmm boot --kernel K [--initrd I] [--cmdline S] [--memory 512M] [--cpus 1] [--disk PATH[,ro]]...\n\n%s\n%s", fs.FlagUsages(), bootHelpTail)
+		fmt.Fprintf(stdout, "Usage: vmm boot --kernel K [--initrd I] [--cmdline S] [--memory 512M] [--cpus 1] [--disk PATH[,ro]]... [--net tap=NAME[,mac=MAC]]...\n\n%s\n%s", fs.FlagUsages(), bootHelpTail)
 	case "doctor":
 		fs, _ := doctorFlags(stderr)
 		fmt.Fprintf(stdout, "Usage: vmm doctor [--json]\n\n%s", fs.FlagUsages())

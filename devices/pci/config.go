@@ -161,6 +161,19 @@ func (c *Config) write(reg uint64, data []byte) []BARChange {
 	return c.updateMappings()
 }
 
+// SetINTxStatus sets STATUS's Interrupt Status bit: whether the function
+// has an INTx interrupt pending, whatever COMMAND's Interrupt Disable says
+// (§6.2.3), so a driver sharing a line can tell whether it is its.
+func (c *Config) SetINTxStatus(pending bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.reg16(RegStatus) &^ StatusINTx
+	if pending {
+		st |= StatusINTx
+	}
+	c.put16(RegStatus, st)
+}
+
 // Command returns the COMMAND register; test it with the Cmd* bits.
 func (c *Config) Command() uint16 {
 	c.mu.Lock()

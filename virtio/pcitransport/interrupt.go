@@ -65,6 +65,7 @@ func (t *Transport) readISR() uint8 {
 // setINTx drives INTA#, which COMMAND's Interrupt Disable keeps from
 // being asserted. The caller holds t.mu.
 func (t *Transport) setINTx(level bool) {
+	t.cfg.SetINTxStatus(level)
 	if level && t.cfg.Command()&pci.CmdINTxDisable != 0 {
 		return
 	}

@@ -88,6 +88,9 @@ func TestINTx_ISRReadToClear(t *testing.T) {
 	if len(r.intx) != 1 || !r.intx[0] {
 		t.Fatalf("INTx levels %v, want asserted", r.intx)
 	}
+	if r.cfg16(pci.RegStatus)&pci.StatusINTx == 0 {
+		t.Error("STATUS Interrupt Status clear while INTA# is asserted")
+	}
 	if got := r.read(0x1000, 4); got != 0 {
 		t.Errorf("4-byte ISR read = %#x, want 0 (wrong width)", got)
 	}
@@ -96,6 +99,9 @@ func TestINTx_ISRReadToClear(t *testing.T) {
 	}
 	if got := r.read(0x1000, 1); got != 0 || len(r.intx) != 2 || r.intx[1] {
 		t.Errorf("second ISR read %#x, INTx levels %v; want 0 and deasserted", got, r.intx)
+	}
+	if r.cfg16(pci.RegStatus)&pci.StatusINTx != 0 {
+		t.Error("STATUS Interrupt Status still set after the ISR read")
 	}
 	r.tr.ConfigChanged()
 	if got := r.read(0x1000, 1); got != pcitransport.ISRConfig {
@@ -108,6 +114,9 @@ func TestINTx_DisabledByCommand(t *testing.T) {
 	r.cfgWrite(pci.RegCommand, 2, pci.CmdMemSpace|pci.CmdINTxDisable)
 	r.bringUp(virtio.FeatureVersion1)
 	r.complete()
+	if r.cfg16(pci.RegStatus)&pci.StatusINTx == 0 {
+		t.Error("STATUS Interrupt Status clear: it reports a pending interrupt even with Interrupt Disable")
+	}
 	if len(r.intx) != 0 || r.read(0x1000, 1) != pcitransport.ISRQueue {
 		t.Errorf("INTx levels %v with Interrupt Disable; want none, with the ISR bit still set", r.intx)
 	}

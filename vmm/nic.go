@@ -1,0 +1,84 @@
+package vmm
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"strings"
+)
+
+// NIC is a virtio-net device backed by a TAP interface.
+type NIC struct {
+	// TAP names the interface: an existing TAP the VMM may attach to, or
+	// one it creates (which needs CAP_NET_ADMIN).
+	TAP string
+	// MAC is the guest's address; nil picks a random locally administered
+	// one.
+	MAC net.HardwareAddr
+}
+
+// MaxNICs bounds the network devices of one machine.
+const MaxNICs = 8
+
+// ifNameMax is IFNAMSIZ less the terminating NUL.
+const ifNameMax = 15
+
+// ParseNIC reads a --net value: tap=NAME[,mac=XX:XX:XX:XX:XX:XX].
+func ParseNIC(spec string) (NIC, error) {
+	var n NIC
+	usage := "use tap=NAME[,mac=02:xx:xx:xx:xx:xx]"
+	for i, field := range strings.Split(spec, ",") {
+		key, val, ok := strings.Cut(field, "=")
+		switch {
+		case i == 0 && key != "tap":
+			return NIC{}, fmt.Errorf("%q: the only backend is a TAP: %s", spec, usage)
+		case !ok:
+			return NIC{}, fmt.Errorf("%q: %q has no value: %s", spec, field, usage)
+		case key == "tap" && i == 0:
+			if err := checkIfName(val); err != nil {
+				return NIC{}, fmt.Errorf("%q: %w", spec, err)
+			}
+			n.TAP = val
+		case key == "mac":
+			mac, err := parseMAC(val)
+			if err != nil {
+				return NIC{}, fmt.Errorf("%q: %w", spec, err)
+			}
+			n.MAC = mac
+		default:
+			return NIC{}, fmt.Errorf("%q: unknown option %q: %s", spec, key, usage)
+		}
+	}
+	return n, nil
+}
+
+// checkIfName applies the kernel's rules for interface names
+// (dev_valid_name): 1 to 15 bytes, not "." or "..", no '/', ':' or space.
+func checkIfName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("empty TAP name")
+	case len(name) > ifNameMax:
+		return fmt.Errorf("TAP name %q is too long: at most %d bytes", name, ifNameMax)
+	case name == "." || name == "..":
+		return fmt.Errorf("TAP name %q is not an interface name", name)
+	case strings.ContainsAny(name, "/: \t\n"):
+		return fmt.Errorf("TAP name %q has a character interface names cannot have ('/', ':' or space)", name)
+	}
+	return nil
+}
+
+// parseMAC accepts a unicast, non-zero 48-bit address.
+func parseMAC(s string) (net.HardwareAddr, error) {
+	mac, err := net.ParseMAC(s)
+	if err != nil || len(mac) != 6 {
+		return nil, fmt.Errorf("mac %q: want six hex bytes, e.g. 02:00:00:00:00:01", s)
+	}
+	if mac[0]&1 != 0 {
+		return nil, fmt.Errorf("mac %s is a multicast address: the first byte must be even (e.g. 02:...)", mac)
+	}
+	if bytes.Equal(mac, make([]byte, 6)) {
+		return nil, fmt.Errorf("mac %s: the zero address is not a station address", mac)
+	}
+	return mac, nil
+}
