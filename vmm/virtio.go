@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/vmm-dev/vmm/kvm"
 	"github.com/vmm-dev/vmm/virtio"
 	"github.com/vmm-dev/vmm/virtio/blk"
+	vnet "github.com/vmm-dev/vmm/virtio/net"
 	"github.com/vmm-dev/vmm/virtio/pcitransport"
 	"github.com/vmm-dev/vmm/virtio/rng"
 )
@@ -175,7 +177,8 @@ func (m *Machine) stopVirtio() {
 }
 
 // addConfiguredVirtio creates the devices the Config asks for: disks in
-// order (the first is /dev/vda), then the entropy device.
+// order (the first is /dev/vda), network devices in order (the first is
+// eth0), then the entropy device.
 func (m *Machine) addConfiguredVirtio() error {
 	for i, disk := range m.cfg.Disks {
 		f, err := blk.NewFileBackend(disk.Path, disk.ReadOnly)
@@ -191,10 +194,40 @@ func (m *Machine) addConfiguredVirtio() error {
 			return err
 		}
 	}
+	for i, nic := range m.cfg.NICs {
+		if err := m.addNIC(i, nic); err != nil {
+			return err
+		}
+	}
 	if m.cfg.RNG {
 		if err := m.addVirtio("virtio-rng", rng.New(rng.Getrandom{})); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// addNIC attaches a virtio-net device to the TAP the NIC names.
+func (m *Machine) addNIC(i int, nic NIC) error {
+	tap, err := vnet.OpenTAP(nic.TAP)
+	if err != nil {
+		return fmt.Errorf("network device %d: %w", i, err)
+	}
+	var mac vnet.MAC
+	if nic.MAC != nil {
+		copy(mac[:], nic.MAC)
+	} else if mac, err = vnet.RandomMAC(rand.Reader); err != nil {
+		tap.Close()
+		return fmt.Errorf("network device %d: %w", i, err)
+	}
+	name := fmt.Sprintf("virtio-net%d", i)
+	dev, err := vnet.New(tap, vnet.Options{MAC: mac, OnError: func(err error) {
+		fmt.Fprintf(m.cfg.Log, "vmm: %s (%s): %v\n", name, nic.TAP, err)
+	}})
+	if err != nil {
+		tap.Close()
+		return fmt.Errorf("network device %d: %w", i, err)
+	}
+	m.undo.add(dev.Close)
+	return m.addVirtio(name, dev)
 }

@@ -1,0 +1,211 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vmm-dev/vmm/vmm"
+	"github.com/vmm-dev/vmm/vmtest"
+)
+
+// The network tests run in a network namespace each test creates and
+// deletes: the TAP, the VMM and the test's packet socket all live there, so
+// no frame reaches the host's own interfaces.
+
+// tapNamespace is a fresh network namespace holding an up TAP device.
+type tapNamespace struct {
+	name string
+	tap  string
+}
+
+// newTapNamespace creates namespace vmmtest-<random> with persistent TAP tap
+// up in it and IPv6 off (no router solicitations or NDP in the captures).
+func newTapNamespace(t *testing.T, tap string) *tapNamespace {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("NETWORK NAMESPACE TESTS SKIPPED: they need root (ip netns add)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Fatal("ip (iproute2) not found: run `make deps`")
+	}
+	var b [4]byte
+	rand.Read(b[:])
+	ns := &tapNamespace{name: "vmmtest-" + hex.EncodeToString(b[:]), tap: tap}
+	ipCmd(t, "netns", "add", ns.name)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns.name).Run() })
+	ipCmd(t, "netns", "exec", ns.name, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1", "net.ipv6.conf.all.disable_ipv6=1")
+	ipCmd(t, "-n", ns.name, "tuntap", "add", "dev", tap, "mode", "tap")
+	ipCmd(t, "-n", ns.name, "link", "set", tap, "up")
+	return ns
+}
+
+func ipCmd(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// in runs f on a thread that has entered the namespace, then returns the
+// thread to the test's own namespace. Sockets f opens stay in the
+// namespace.
+func (ns *tapNamespace) in(t *testing.T, f func()) {
+	t.Helper()
+	target, err := os.Open("/var/run/netns/" + ns.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		home, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		if err != nil {
+			done <- err
+			return
+		}
+		defer home.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			done <- fmt.Errorf("setns %s: %w", ns.name, err)
+			return
+		}
+		f()
+		if err := unix.Setns(int(home.Fd()), unix.CLONE_NEWNET); err != nil {
+			done <- fmt.Errorf("setns back: %w", err) // the locked thread dies with the goroutine
+			return
+		}
+		runtime.UnlockOSThread()
+		done <- nil
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// packetSocket is an AF_PACKET socket bound to one interface: it sees every
+// frame the interface sends or receives and can send frames out of it.
+type packetSocket struct {
+	fd      int
+	ifindex int
+}
+
+func (ns *tapNamespace) packetSocket(t *testing.T) *packetSocket {
+	t.Helper()
+	var ps *packetSocket
+	var err error
+	ns.in(t, func() {
+		var ifi *net.Interface
+		if ifi, err = net.InterfaceByName(ns.tap); err != nil {
+			return
+		}
+		var fd int
+		if fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL))); err != nil {
+			return
+		}
+		if err = unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
+			unix.Close(fd)
+			return
+		}
+		ps = &packetSocket{fd: fd, ifindex: ifi.Index}
+	})
+	if err != nil {
+		t.Fatalf("packet socket on %s in %s: %v", ns.tap, ns.name, err)
+	}
+	t.Cleanup(func() { unix.Close(ps.fd) })
+	return ps
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// recvType returns the next frame of EtherType typ, waiting up to timeout.
+func (ps *packetSocket) recvType(typ uint16, timeout time.Duration) ([]byte, error) {
+	deadline := time.Now().Add(timeout)
+	buf := make([]byte, 65536)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, fmt.Errorf("no frame of type %#04x in %v", typ, timeout)
+		}
+		tv := unix.NsecToTimeval(left.Nanoseconds())
+		unix.SetsockoptTimeval(ps.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+		n, _, err := unix.Recvfrom(ps.fd, buf, 0)
+		if err != nil && err != unix.EAGAIN && err != unix.EINTR {
+			return nil, err
+		}
+		if n >= 14 && uint16(buf[12])<<8|uint16(buf[13]) == typ {
+			return bytes.Clone(buf[:n]), nil
+		}
+	}
+}
+
+func (ps *packetSocket) send(frame []byte) error {
+	return unix.Sendto(ps.fd, frame, 0, &unix.SockaddrLinklayer{Ifindex: ps.ifindex, Halen: 6})
+}
+
+// TestVirtio_NetTAP has a guest driver send one frame through virtio-net
+// and a TAP, which the test reads from the TAP's interface byte for byte,
+// then receive the frame the test sends into the interface.
+func TestVirtio_NetTAP(t *testing.T) {
+	kernel := guest(t, "virtionet")
+	ns := newTapNamespace(t, "tap0")
+	ps := ns.packetSocket(t)
+
+	guestMAC := []byte{0x02, 0, 0, 0, 0, 0x02}
+	hostMAC := []byte{0x02, 0, 0, 0, 0, 0x01}
+	vm := vmtest.Start(t, vmtest.Config{
+		Kernel: kernel, Memory: "32M", NetNS: ns.name,
+		Args: []string{"--net", "tap=tap0,mac=02:00:00:00:00:02", "--rng=false"},
+	})
+	vm.Expect(`virtio-net: mac 02:00:00:00:00:02\n`, guestTimeout)
+
+	got, err := ps.recvType(0x88b5, guestTimeout)
+	if err != nil {
+		t.Fatalf("frame from the guest: %v; console:\n%s", err, vm.Console())
+	}
+	want := append(append(append(bytes.Clone(hostMAC), guestMAC...), 0x88, 0xb5), "hello from the guest"...)
+	if !bytes.Equal(got, want) {
+		t.Errorf("frame on the TAP:\n% x\nwant:\n% x", got, want)
+	}
+
+	vm.Expect(`virtio-net: rx ready\n`, guestTimeout)
+	frame := append(append(append(bytes.Clone(guestMAC), hostMAC...), 0x88, 0xb5), "hello from the host"...)
+	if err := ps.send(frame); err != nil {
+		t.Fatalf("send into %s: %v", ns.tap, err)
+	}
+	vm.Expect(`virtio-net: got 33 bytes from 02:00:00:00:00:01 num_buffers 1: hello from the host\n`, guestTimeout)
+	if code := vm.Wait(guestTimeout); code != vmm.StatusGuestOff {
+		t.Errorf("exit status %d, want %d; stderr:\n%s", code, vmm.StatusGuestOff, vm.Stderr())
+	}
+}
+
+// TestVirtio_NetTAP_Errors: a TAP the VMM may not open, or a malformed
+// --net, is a clear error before the guest starts.
+func TestVirtio_NetTAP_Errors(t *testing.T) {
+	kernel := guest(t, "virtionet")
+	for _, tc := range []struct {
+		arg, want string
+	}{
+		{"tap=", "--net"},
+		{"tap=tap0,mac=zz:00:00:00:00:01", "mac"},
+		{"tap=tap0,mac=01:00:00:00:00:01", "multicast"},
+		{"user", "--net"},
+		{"tap=this-name-is-far-too-long-for-linux", "too long"},
+	} {
+		res := vmtest.Run(t, vmtest.Config{Kernel: kernel, Memory: "32M", Args: []string{"--net", tc.arg}}, guestTimeout)
+		if res.Code == vmm.StatusGuestOff || !strings.Contains(res.Stderr, tc.want) || res.Console != "" {
+			t.Errorf("--net %s: status %d, stderr %q, console %q; want a failure mentioning %q before the guest runs",
+				tc.arg, res.Code, res.Stderr, res.Console, tc.want)
+		}
+	}
+}
