@@ -10,7 +10,7 @@ OUT     := out
 # archives back in tests; flex, bison, bc, libelf-dev, xz-utils and lz4
 # build the minimal test kernel from Debian's linux-source-6.1; acpica-tools
 # (iasl) checks the ACPI tables.
-DEB_PKGS := gcc binutils libc6-dev qemu-system-x86 cpio make flex bison bc libelf-dev xz-utils lz4 acpica-tools
+DEB_PKGS := gcc binutils libc6-dev qemu-system-x86 cpio make flex bison bc libelf-dev xz-utils lz4 acpica-tools e2fsprogs iproute2
 FUZZTIME ?= 20s
 # Long inputs make the minimizer pause the fuzzer for a while; keep it short.
 FUZZFLAGS ?= -fuzzminimizetime=100x

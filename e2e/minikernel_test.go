@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -45,20 +48,30 @@ func minimalGuest(t *testing.T) (images.Kernel, string) {
 }
 
 // TestLinux_VMM_MinimalKernel boots a real Linux kernel under vmm on every
-// host with KVM. With hardware virtualization it must reach guestinit's
-// marker and reboot cleanly. On a software-only KVM (kvm_pvm) the kernel
-// boots all the way to starting /init, and then user space cannot run: the
-// host performs init's first SYSCALL without entering the kernel
-// (docs/software-kvm.md), init dies, and with panic=-1 the kernel resets the
-// machine. The test pins that behaviour so a change either way is noticed.
+// host with KVM, with two CPUs and a virtio-blk disk holding an MBR with one
+// partition. Before user space the kernel must have started the second CPU
+// (INIT/SIPI, found through the MADT), enumerated the disk's PCI function,
+// bound its virtio-pci driver (feature negotiation, queues, MSI-X vectors)
+// and read the partition table through the device, which needs the used
+// buffer interrupt to arrive. With hardware virtualization it must then
+// reach guestinit's marker and reboot cleanly. On a software-only KVM
+// (kvm_pvm) user space cannot run: the host performs init's first SYSCALL
+// without entering the kernel (docs/software-kvm.md), init dies, and with
+// panic=-1 the kernel resets the machine. The test pins that behaviour so a
+// change either way is noticed.
 func TestLinux_VMM_MinimalKernel(t *testing.T) {
 	vmtest.RequireKVM(t)
 	kernel, initrd := minimalGuest(t)
-	// The minimal kernel has no ACPI, so power-off would halt it; a
-	// reboot ends the run through the i8042 reset line.
+	disk := mbrDisk(t, 128)
+	// reboot rather than power-off: the i8042 reset works with any kernel.
 	cmdline := linuxCmdline + " " + guestinit.EndParam + "=reboot"
 	start := time.Now()
-	vm := vmtest.Start(t, vmtest.Config{Kernel: kernel.Path, Initrd: initrd, Cmdline: cmdline, Memory: "256M"})
+	vm := vmtest.Start(t, vmtest.Config{Kernel: kernel.Path, Initrd: initrd, Cmdline: cmdline, Memory: "256M", CPUs: 2,
+		Args: []string{"--disk", disk}})
+	vm.Expect(`smp: Brought up 1 node, 2 CPUs`, minimalKernelBoot)
+	vm.Expect(`pci 0000:00:\w\w\.0: \[1af4:1042\]`, minimalKernelBoot)
+	vm.Expect(`virtio_blk virtio0: \[vda\] 128 512-byte logical blocks`, minimalKernelBoot)
+	vm.Expect(`vda: vda1\b`, minimalKernelBoot)
 	vm.Expect(`Run /init as init process`, minimalKernelBoot)
 	t.Logf("vmm: /init started after %v", time.Since(start).Round(time.Millisecond))
 	if doctor.SoftwareKVM() {
@@ -73,4 +86,21 @@ func TestLinux_VMM_MinimalKernel(t *testing.T) {
 	if code := vm.Wait(time.Minute); code != 0 {
 		t.Fatalf("vmm exited with status %d, want 0 (the guest resets)", code)
 	}
+}
+
+// mbrDisk writes a disk image of sectors 512-byte sectors whose MBR has one
+// Linux partition (type 0x83) from sector 1 to the end.
+func mbrDisk(t *testing.T, sectors uint32) string {
+	t.Helper()
+	img := make([]byte, sectors*512)
+	entry := img[446:462]
+	entry[4] = 0x83
+	binary.LittleEndian.PutUint32(entry[8:], 1)
+	binary.LittleEndian.PutUint32(entry[12:], sectors-1)
+	img[510], img[511] = 0x55, 0xAA
+	path := filepath.Join(t.TempDir(), "mbr.img")
+	if err := os.WriteFile(path, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

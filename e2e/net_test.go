@@ -2,13 +2,8 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -19,80 +14,6 @@ import (
 	"github.com/vmm-dev/vmm/vmtest"
 )
 
-// The network tests run in a network namespace each test creates and
-// deletes: the TAP, the VMM and the test's packet socket all live there, so
-// no frame reaches the host's own interfaces.
-
-// tapNamespace is a fresh network namespace holding an up TAP device.
-type tapNamespace struct {
-	name string
-	tap  string
-}
-
-// newTapNamespace creates namespace vmmtest-<random> with persistent TAP tap
-// up in it and IPv6 off (no router solicitations or NDP in the captures).
-func newTapNamespace(t *testing.T, tap string) *tapNamespace {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("NETWORK NAMESPACE TESTS SKIPPED: they need root (ip netns add)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Fatal("ip (iproute2) not found: run `make deps`")
-	}
-	var b [4]byte
-	rand.Read(b[:])
-	ns := &tapNamespace{name: "vmmtest-" + hex.EncodeToString(b[:]), tap: tap}
-	ipCmd(t, "netns", "add", ns.name)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns.name).Run() })
-	ipCmd(t, "netns", "exec", ns.name, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1", "net.ipv6.conf.all.disable_ipv6=1")
-	ipCmd(t, "-n", ns.name, "tuntap", "add", "dev", tap, "mode", "tap")
-	ipCmd(t, "-n", ns.name, "link", "set", tap, "up")
-	return ns
-}
-
-func ipCmd(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
-// in runs f on a thread that has entered the namespace, then returns the
-// thread to the test's own namespace. Sockets f opens stay in the
-// namespace.
-func (ns *tapNamespace) in(t *testing.T, f func()) {
-	t.Helper()
-	target, err := os.Open("/var/run/netns/" + ns.name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer target.Close()
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		home, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-		if err != nil {
-			done <- err
-			return
-		}
-		defer home.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			done <- fmt.Errorf("setns %s: %w", ns.name, err)
-			return
-		}
-		f()
-		if err := unix.Setns(int(home.Fd()), unix.CLONE_NEWNET); err != nil {
-			done <- fmt.Errorf("setns back: %w", err) // the locked thread dies with the goroutine
-			return
-		}
-		runtime.UnlockOSThread()
-		done <- nil
-	}()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-}
-
 // packetSocket is an AF_PACKET socket bound to one interface: it sees every
 // frame the interface sends or receives and can send frames out of it.
 type packetSocket struct {
@@ -100,27 +21,27 @@ type packetSocket struct {
 	ifindex int
 }
 
-func (ns *tapNamespace) packetSocket(t *testing.T) *packetSocket {
+func newPacketSocket(t *testing.T, ns, iface string) *packetSocket {
 	t.Helper()
 	var ps *packetSocket
-	var err error
-	ns.in(t, func() {
-		var ifi *net.Interface
-		if ifi, err = net.InterfaceByName(ns.tap); err != nil {
-			return
+	err := inNetns(ns, func() error {
+		ifi, err := net.InterfaceByName(iface)
+		if err != nil {
+			return err
 		}
-		var fd int
-		if fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL))); err != nil {
-			return
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+		if err != nil {
+			return err
 		}
-		if err = unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
 			unix.Close(fd)
-			return
+			return err
 		}
 		ps = &packetSocket{fd: fd, ifindex: ifi.Index}
+		return nil
 	})
 	if err != nil {
-		t.Fatalf("packet socket on %s in %s: %v", ns.tap, ns.name, err)
+		t.Fatalf("packet socket on %s in %s: %v", iface, ns, err)
 	}
 	t.Cleanup(func() { unix.Close(ps.fd) })
 	return ps
@@ -158,13 +79,13 @@ func (ps *packetSocket) send(frame []byte) error {
 // then receive the frame the test sends into the interface.
 func TestVirtio_NetTAP(t *testing.T) {
 	kernel := guest(t, "virtionet")
-	ns := newTapNamespace(t, "tap0")
-	ps := ns.packetSocket(t)
+	ns := newNetns(t, "tap0", "")
+	ps := newPacketSocket(t, ns, "tap0")
 
 	guestMAC := []byte{0x02, 0, 0, 0, 0, 0x02}
 	hostMAC := []byte{0x02, 0, 0, 0, 0, 0x01}
 	vm := vmtest.Start(t, vmtest.Config{
-		Kernel: kernel, Memory: "32M", NetNS: ns.name,
+		Kernel: kernel, Memory: "32M", NetNS: ns,
 		Args: []string{"--net", "tap=tap0,mac=02:00:00:00:00:02", "--rng=false"},
 	})
 	vm.Expect(`virtio-net: mac 02:00:00:00:00:02\n`, guestTimeout)
@@ -181,7 +102,7 @@ func TestVirtio_NetTAP(t *testing.T) {
 	vm.Expect(`virtio-net: rx ready\n`, guestTimeout)
 	frame := append(append(append(bytes.Clone(guestMAC), hostMAC...), 0x88, 0xb5), "hello from the host"...)
 	if err := ps.send(frame); err != nil {
-		t.Fatalf("send into %s: %v", ns.tap, err)
+		t.Fatalf("send into tap0: %v", err)
 	}
 	vm.Expect(`virtio-net: got 33 bytes from 02:00:00:00:00:01 num_buffers 1: hello from the host\n`, guestTimeout)
 	if code := vm.Wait(guestTimeout); code != vmm.StatusGuestOff {

@@ -1,6 +1,11 @@
-// Package guestinit is PID 1 inside a vmm guest. This first version mounts
-// the kernel filesystems, prints a marker line the host looks for, and
-// powers the machine off.
+// Package guestinit is PID 1 inside a vmm guest. This version mounts the
+// kernel filesystems, loads the kernel modules the host put in the
+// initramfs, prints a marker line the host looks for, runs the device
+// checks the kernel command line asks for, and powers the machine off.
+//
+// What the host and guestinit agree on (the module list, the vmm.check
+// command-line options and the result lines) is documented and defined in
+// package protocol.
 package guestinit
 
 import (
@@ -10,6 +15,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/vmm-dev/vmm/guestinit/protocol"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,19 +29,34 @@ var ErrNotPID1 = errors.New("not running as PID 1: guestinit is a guest's init a
 
 // Ops are the actions init takes on the machine. Tests replace them.
 type Ops struct {
-	PID      func() int
-	Mount    func(Mount) error
-	Release  func() (string, error)
+	PID   func() int
+	Mount func(Mount) error
+	// LoadModules loads the modules the host listed in the initramfs.
+	LoadModules func() error
+	Release     func() (string, error)
+	// Check runs the checks the kernel command line asks for and prints
+	// their results to console.
+	Check    func(console io.Writer)
 	PowerOff func() error
 }
 
 // LinuxOps returns the real Ops.
 func LinuxOps() Ops {
-	return Ops{PID: unix.Getpid, Mount: mount, Release: kernelRelease, PowerOff: powerOff}
+	return Ops{
+		PID:         unix.Getpid,
+		Mount:       mount,
+		LoadModules: func() error { return LoadModules(protocol.ModuleList) },
+		Release:     kernelRelease,
+		Check:       func(console io.Writer) { RunChecks(console, procCmdline()) },
+		PowerOff:    powerOff,
+	}
 }
 
-// Run mounts mounts in order, prints the marker line to console and powers
-// off. On success PowerOff does not return.
+// Run mounts mounts in order, loads modules, prints the marker line to
+// console, runs the checks and powers off. On success PowerOff does not
+// return. A module that fails to load is reported on the console but does
+// not stop the boot: the device it drives is then missing, which a check
+// or the workload reports more usefully than a kernel panic would.
 func Run(console io.Writer, ops Ops, mounts []Mount) error {
 	if pid := ops.PID(); pid != 1 {
 		return fmt.Errorf("pid %d: %w", pid, ErrNotPID1)
@@ -45,6 +66,9 @@ func Run(console io.Writer, ops Ops, mounts []Mount) error {
 			return fmt.Errorf("mount %s: %w", m, err)
 		}
 	}
+	if err := ops.LoadModules(); err != nil {
+		fmt.Fprintf(console, "guestinit: %v\n", err)
+	}
 	release, err := ops.Release()
 	if err != nil {
 		return fmt.Errorf("read kernel release: %w", err)
@@ -52,6 +76,7 @@ func Run(console io.Writer, ops Ops, mounts []Mount) error {
 	if _, err := fmt.Fprintf(console, "%s %s\n", Marker, release); err != nil {
 		return fmt.Errorf("write to console: %w", err)
 	}
+	ops.Check(console)
 	if err := ops.PowerOff(); err != nil {
 		return fmt.Errorf("power off: %w", err)
 	}
@@ -69,8 +94,13 @@ func kernelRelease() (string, error) {
 // powerOff flushes filesystems first: reboot(2) does not.
 func powerOff() error {
 	unix.Sync()
-	cmdline, _ := os.ReadFile("/proc/cmdline")
-	return unix.Reboot(EndCommand(string(cmdline)))
+	return unix.Reboot(EndCommand(procCmdline()))
+}
+
+// procCmdline returns the kernel command line; empty if /proc is missing.
+func procCmdline() string {
+	b, _ := os.ReadFile("/proc/cmdline")
+	return string(b)
 }
 
 // EndParam on the kernel command line says how guestinit ends the machine:

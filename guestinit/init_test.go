@@ -3,6 +3,8 @@ package guestinit
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 
@@ -11,10 +13,11 @@ import (
 
 // recorder is a fake machine that logs what init does to it.
 type recorder struct {
-	pid      int
-	mountErr error
-	offErr   error
-	calls    []string
+	pid       int
+	mountErr  error
+	moduleErr error
+	offErr    error
+	calls     []string
 }
 
 func (r *recorder) ops() Ops {
@@ -24,7 +27,15 @@ func (r *recorder) ops() Ops {
 			r.calls = append(r.calls, "mount "+m.Target)
 			return r.mountErr
 		},
+		LoadModules: func() error {
+			r.calls = append(r.calls, "modules")
+			return r.moduleErr
+		},
 		Release: func() (string, error) { return "6.1.0-test", nil },
+		Check: func(console io.Writer) {
+			r.calls = append(r.calls, "check")
+			fmt.Fprintln(console, "VMM-CHECK cpus online=0 count=1 ok")
+		},
 		PowerOff: func() error {
 			r.calls = append(r.calls, "poweroff")
 			return r.offErr
@@ -38,10 +49,24 @@ func TestRun_PID1_MountsPrintsMarkerPowersOff(t *testing.T) {
 	if err := Run(&console, r.ops(), Mounts()); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := console.String(), "VMM-GUESTINIT-OK 6.1.0-test\n"; got != want {
+	if got, want := console.String(), "VMM-GUESTINIT-OK 6.1.0-test\nVMM-CHECK cpus online=0 count=1 ok\n"; got != want {
 		t.Errorf("console = %q, want %q", got, want)
 	}
-	if got, want := strings.Join(r.calls, ", "), "mount /proc, mount /sys, mount /dev, poweroff"; got != want {
+	if got, want := strings.Join(r.calls, ", "), "mount /proc, mount /sys, mount /dev, modules, check, poweroff"; got != want {
+		t.Errorf("calls = %s, want %s", got, want)
+	}
+}
+
+func TestRun_ModuleFails_ReportedAndBootGoesOn(t *testing.T) {
+	r := &recorder{pid: 1, moduleErr: errors.New("load module /lib/modules/x.ko: exec format error")}
+	var console bytes.Buffer
+	if err := Run(&console, r.ops(), Mounts()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := console.String(), "guestinit: load module /lib/modules/x.ko: exec format error\nVMM-GUESTINIT-OK 6.1.0-test\n"; !strings.HasPrefix(got, want) {
+		t.Errorf("console = %q, want it to start %q", got, want)
+	}
+	if got, want := strings.Join(r.calls, ", "), "mount /proc, mount /sys, mount /dev, modules, check, poweroff"; got != want {
 		t.Errorf("calls = %s, want %s", got, want)
 	}
 }

@@ -41,6 +41,26 @@ func BuildGuestinit(ctx context.Context, outPath string) error {
 // is cheap (Go's build cache), writing a new file is not needed when the
 // binary did not change.
 func GuestinitInitramfs(ctx context.Context, cacheDir string) (string, error) {
+	return guestinitInitramfs(ctx, cacheDir, nil)
+}
+
+// GuestinitInitramfsWithModules is GuestinitInitramfs with kernel k's
+// modules named by modules (GuestModules for vmm's devices) and everything
+// they depend on, decompressed, and the list guestinit loads them from. The
+// archive is cached by its sha256, so its key covers the kernel release,
+// the guestinit binary and the module set.
+func GuestinitInitramfsWithModules(ctx context.Context, cacheDir string, k Kernel, modules []string) (string, error) {
+	if k.ModulesDir == "" {
+		return "", fmt.Errorf("kernel %s: no modules tree to take %s from", k.Version, strings.Join(modules, ", "))
+	}
+	mods, err := ResolveModules(k.ModulesDir, modules)
+	if err != nil {
+		return "", fmt.Errorf("kernel %s: %w", k.Version, err)
+	}
+	return guestinitInitramfs(ctx, cacheDir, ModuleFiles(k.Version, mods))
+}
+
+func guestinitInitramfs(ctx context.Context, cacheDir string, extra []File) (string, error) {
 	dir := filepath.Join(cacheDir, "initramfs")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("create initramfs cache: %w", err)
@@ -60,7 +80,7 @@ func GuestinitInitramfs(ctx context.Context, cacheDir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read built guestinit: %w", err)
 	}
-	return cacheInitramfs(dir, []File{{Path: "/init", Mode: 0o755, Data: init}})
+	return cacheInitramfs(dir, append([]File{{Path: "/init", Mode: 0o755, Data: init}}, extra...))
 }
 
 // cacheInitramfs writes the archive of files into dir under its digest,
