@@ -30,6 +30,7 @@ const (
 // that process the queues off the vCPU threads.
 type virtioDevice struct {
 	name      string
+	dev       virtio.Device
 	transport *pcitransport.Transport
 	kicks     []int // one eventfd per queue
 
@@ -57,7 +58,7 @@ func (m *Machine) addVirtio(name string, dev virtio.Device) error {
 	if err != nil {
 		return fmt.Errorf("%s: place BAR0: %w", name, err)
 	}
-	d := &virtioDevice{name: name, size: probe.BARSize()}
+	d := &virtioDevice{name: name, dev: dev, size: probe.BARSize()}
 	index := len(m.virtio)
 	t, err := pcitransport.New(dev, m.mem, pcitransport.Options{
 		BAR0Addr: addr,
@@ -164,8 +165,11 @@ func (m *Machine) startVirtio() {
 	}
 }
 
-// stopVirtio ends the queue goroutines and waits for them, so none touches
-// guest memory after it is unmapped.
+// stopVirtio ends the queue goroutines and waits for them, then resets
+// every device, which waits for the work a device runs on its own
+// goroutines (disk requests in flight, the network receiver), so nothing
+// touches guest memory or a backend after they are released. The vCPUs
+// have stopped, so no driver write can reach a transport meanwhile.
 func (m *Machine) stopVirtio() {
 	m.virtioStop.Store(true)
 	for _, d := range m.virtio {
@@ -174,6 +178,9 @@ func (m *Machine) stopVirtio() {
 		}
 	}
 	m.virtioWG.Wait()
+	for _, d := range m.virtio {
+		d.dev.Reset()
+	}
 }
 
 // addConfiguredVirtio creates the devices the Config asks for: disks in

@@ -4,7 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
+	"sync"
+	"sync/atomic"
 
 	"github.com/vmm-dev/vmm/guestmem"
 	"github.com/vmm-dev/vmm/virtio"
@@ -35,6 +36,10 @@ const (
 	// DefaultQueueSize is the largest queue size offered unless Options
 	// say otherwise.
 	DefaultQueueSize = 256
+	// DefaultWorkers is how many requests run at once unless Options say
+	// otherwise: enough to keep a host SSD's queue busy, few enough that
+	// the bounce buffers (chunkSize each) stay small.
+	DefaultWorkers = 16
 	// minQueueSize leaves room for seg_max >= 1 besides header and status.
 	minQueueSize = 4
 	// chunkSize bounds the host buffer a request is copied through, so a
@@ -48,6 +53,7 @@ var (
 	ErrNoQueue     = errors.New("block device activated without its queue")
 	ErrNotActive   = errors.New("block device not activated")
 	ErrQueueIndex  = errors.New("block device has one queue")
+	ErrWorkers     = errors.New("block device workers must not be negative")
 	errDiskIsRO    = errors.New("write to a read-only disk")
 	errNoInterrupt = errors.New("nil interrupt")
 )
@@ -60,30 +66,59 @@ type Options struct {
 	// QueueSize is the largest queue size offered; 0 means
 	// DefaultQueueSize.
 	QueueSize uint16
+	// Workers bounds how many requests run at once, each on a goroutine
+	// of its own doing pread/pwrite; 0 means DefaultWorkers. With 1,
+	// requests run one at a time in the order the driver made them
+	// available, and complete in that order.
+	Workers int
 	// OnError, if set, hears why each failed request failed (a malformed
 	// request or a host I/O error) after its status is chosen. It runs on
-	// the device's goroutine.
+	// a worker goroutine; calls never overlap.
 	OnError func(head uint16, err error)
 }
 
 // Device is a virtio block device (§5.2) with one request queue. The
 // transport serialises Activate, Notify and Reset; ReadConfig only reads
 // what New set, so it is safe from any goroutine.
+//
+// Notify hands requests to worker goroutines and returns; they complete
+// in any order (see inflight.go). Reset waits for them.
 type Device struct {
 	backend  Backend
 	readOnly bool
 	queueMax uint16
+	workers  int
 	sectors  uint64
 	id       [IDBytes]byte
 	config   [ConfigSize]byte
-	onError  func(uint16, error)
-	buf      []byte // chunkSize bytes of bounce buffer
 
-	// Set by Activate, cleared by Reset.
+	reportMu sync.Mutex // serialises onError calls from the workers
+	onError  func(uint16, error)
+
+	// mu guards the queue, which is not safe for concurrent use, and the
+	// fields below. It is never held across backend I/O, copies to or
+	// from guest memory, or Signal.
+	mu   sync.Mutex
+	idle sync.Cond // on mu; broadcast when running drops to 0
+
+	// Set by Activate, cleared by Reset. Workers read writeThrough
+	// without mu: it changes only while no worker runs.
 	mem          *guestmem.Memory
 	queue        *virtio.Queue
 	irq          virtio.Interrupt
 	writeThrough bool // VIRTIO_BLK_F_FLUSH not negotiated
+
+	pending  []*virtio.Chain // popped, waiting for a worker, in ring order
+	inFlight int             // popped and not yet returned: pending or running
+	running  int             // worker goroutines alive
+	stopping bool            // Reset is waiting for the workers
+	err      error           // what a worker met, for the next Notify
+	bufs     [][]byte        // bounce buffers of exited workers, for reuse
+
+	// completing counts workers whose request is done but not yet
+	// returned; it is raised without mu, so complete can see that
+	// another completion is on its way (see complete).
+	completing atomic.Int32
 }
 
 var _ virtio.Device = (*Device)(nil)
@@ -98,15 +133,23 @@ func New(backend Backend, opts Options) (*Device, error) {
 	if size < minQueueSize || size > virtio.MaxQueueSize || size&(size-1) != 0 {
 		return nil, fmt.Errorf("%w: %d", ErrQueueSize, size)
 	}
+	workers := opts.Workers
+	if workers < 0 {
+		return nil, fmt.Errorf("%w: %d", ErrWorkers, workers)
+	}
+	if workers == 0 {
+		workers = DefaultWorkers
+	}
 	d := &Device{
 		backend:  backend,
 		readOnly: opts.ReadOnly || backend.ReadOnly(),
 		queueMax: size,
+		workers:  workers,
 		sectors:  backend.Sectors(),
 		id:       backend.ID(),
 		onError:  opts.OnError,
-		buf:      make([]byte, chunkSize),
 	}
+	d.idle.L = &d.mu
 	binary.LittleEndian.PutUint64(d.config[ConfigCapacity:], d.sectors)
 	// Linux adds two segments, header and status, to seg_max and needs
 	// the total to fit a queue when it uses no indirect tables.
@@ -150,6 +193,8 @@ func (d *Device) Activate(mem *guestmem.Memory, features uint64, queues []*virti
 	if irq == nil {
 		return errNoInterrupt
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.mem, d.queue, d.irq = mem, queues[0], irq
 	// Without VIRTIO_BLK_F_FLUSH the driver cannot ask for durability and
 	// takes the cache to be write-through (§5.2.5; Linux's
@@ -158,132 +203,43 @@ func (d *Device) Activate(mem *guestmem.Memory, features uint64, queues []*virti
 	return nil
 }
 
-// Reset forgets the queue and memory; the transport resets the queue.
+// Reset drops the requests no worker has started, waits for the running
+// ones to finish (they return nothing to the driver), and forgets the
+// queue and memory; the transport then resets the queue. Once it returns,
+// no worker touches guest memory, the queue or the interrupt.
 func (d *Device) Reset() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.quiesce()
 	d.mem, d.queue, d.irq = nil, nil, nil
 	d.writeThrough = false
+	d.inFlight, d.err = 0, nil
 }
 
-// Notify runs every request the driver has made available, in order, then
-// signals the interrupt if the driver wants it. A request that fails gets
-// an error status; only a broken queue (unwrapping to
-// virtio.ErrNeedsReset) or a failed interrupt is returned.
+// Notify pops every request the driver has made available and hands them
+// to the workers, which run up to Options.Workers of them at once and
+// return each as it completes. It does not wait for them. A request that
+// fails gets an error status; only a broken queue (unwrapping to
+// virtio.ErrNeedsReset) or a failed interrupt is returned, here or, when
+// a worker met it, from the next Notify.
 func (d *Device) Notify(q int) error {
 	if q != 0 {
 		return fmt.Errorf("%w: notify for queue %d", ErrQueueIndex, q)
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.queue == nil {
 		return ErrNotActive
 	}
-	if err := virtio.Serve(d.queue, d.mem, d.irq, 0, d.process); err != nil {
+	err := d.popAll()
+	// Chains popped before a broken one are sound and run, as they did
+	// when requests ran one by one.
+	d.dispatch()
+	if err == nil {
+		err, d.err = d.err, nil
+	}
+	if err != nil {
 		return fmt.Errorf("virtio-blk: %w", err)
 	}
 	return nil
-}
-
-// process parses and runs one request, writes its status byte, and
-// returns the number of bytes written into the chain for AddUsed. A chain
-// without a writable byte has nowhere to put a status: it is returned
-// with nothing written.
-func (d *Device) process(c *virtio.Chain) uint32 {
-	w := c.Writer()
-	req, err := ParseRequest(c, d.sectors)
-	if err == nil {
-		err = d.execute(c, req, w)
-	}
-	status := Status(err)
-	if err != nil && d.onError != nil {
-		d.onError(c.Head(), err)
-	}
-	if c.WritableLen() == 0 {
-		return 0
-	}
-	if err := d.finish(w, status); err != nil && d.onError != nil {
-		d.onError(c.Head(), err) // unreachable: the chain was validated
-	}
-	return w.Written()
-}
-
-// execute runs a parsed request; the data goes through the bounce buffer
-// one chunk at a time.
-func (d *Device) execute(c *virtio.Chain, req Request, w *virtio.Writer) error {
-	switch req.Type {
-	case TypeIn:
-		return d.read(req, w)
-	case TypeOut:
-		if d.readOnly {
-			return errDiskIsRO
-		}
-		if err := d.write(c, req); err != nil {
-			return err
-		}
-		if d.writeThrough {
-			return d.backend.Flush()
-		}
-		return nil
-	case TypeFlush:
-		if d.readOnly {
-			return nil // nothing was written
-		}
-		return d.backend.Flush()
-	case TypeGetID:
-		_, err := w.Write(d.id[:])
-		return err
-	}
-	return fmt.Errorf("%w: %d", ErrUnsupported, req.Type) // unreachable: ParseRequest refused it
-}
-
-// read copies the request's sectors from the backend into the chain.
-func (d *Device) read(req Request, w *virtio.Writer) error {
-	off := req.Offset()
-	for done := uint32(0); done < req.DataLen; {
-		p := d.buf[:min(req.DataLen-done, chunkSize)]
-		if _, err := d.backend.ReadAt(p, off+int64(done)); err != nil {
-			return fmt.Errorf("read sector %d: %w", req.Sector, err)
-		}
-		if _, err := w.Write(p); err != nil {
-			return err
-		}
-		done += uint32(len(p))
-	}
-	return nil
-}
-
-// write copies the request's data, after the header, into the backend.
-func (d *Device) write(c *virtio.Chain, req Request) error {
-	r := c.Reader()
-	if _, err := io.ReadFull(r, d.buf[:HeaderSize]); err != nil {
-		return err
-	}
-	off := req.Offset()
-	for done := uint32(0); done < req.DataLen; {
-		p := d.buf[:min(req.DataLen-done, chunkSize)]
-		if _, err := io.ReadFull(r, p); err != nil {
-			return err
-		}
-		if _, err := d.backend.WriteAt(p, off+int64(done)); err != nil {
-			return fmt.Errorf("write sector %d: %w", req.Sector, err)
-		}
-		done += uint32(len(p))
-	}
-	return nil
-}
-
-// finish writes status into the chain's last writable byte. Whatever the
-// request left unwritten before it (a read that failed half-way, a GET_ID
-// buffer longer than the ID) is zero-filled, since a Writer only moves
-// forward.
-func (d *Device) finish(w *virtio.Writer, status byte) error {
-	if w.Remaining() < StatusSize {
-		return fmt.Errorf("no room for the status: %w", io.ErrShortWrite) // unreachable: requests stop before it
-	}
-	zeros := d.buf[:min(w.Remaining()-StatusSize, chunkSize)]
-	clear(zeros)
-	for w.Remaining() > StatusSize {
-		if _, err := w.Write(zeros[:min(w.Remaining()-StatusSize, uint32(len(zeros)))]); err != nil {
-			return err
-		}
-	}
-	_, err := w.Write([]byte{status})
-	return err
 }

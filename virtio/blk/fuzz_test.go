@@ -3,6 +3,7 @@ package blk_test
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/vmm-dev/vmm/virtio/blk"
@@ -61,11 +62,12 @@ var parseErrors = []error{
 }
 
 // FuzzParseRequest runs arbitrary request chains through ParseRequest and
-// then through a Device over an in-memory disk of the fuzzed capacity.
-// Nothing may panic; ParseRequest returns one of its sentinels or a
-// request inside the disk; Notify never fails on a valid chain, returns
-// every chain, writes the status as the last writable byte and reports no
-// more bytes than the chain can take.
+// then through a Device over an in-memory disk of the fuzzed capacity,
+// twice in one Notify so two workers run copies of it at once. Nothing
+// may panic; ParseRequest returns one of its sentinels or a request
+// inside the disk; Notify never fails on a valid chain, returns every
+// chain, writes the status as the last writable byte and reports no more
+// bytes than the chain can take.
 func FuzzParseRequest(f *testing.F) {
 	sector := make([]byte, blk.SectorSize)
 	f.Add(fuzzSeed(8, [][]byte{header(blk.TypeIn, 1)}, []int{512, 1}))
@@ -87,17 +89,24 @@ func FuzzParseRequest(f *testing.F) {
 
 		disk := &memDisk{sectors: capacity}
 		r := newRig(t, disk, blk.Options{}, blk.FeatureFlush)
-		head := r.drv.AddChain(readable, writable)
+		heads := []uint16{r.drv.AddChain(readable, writable), r.drv.AddChain(readable, writable)}
 		r.notify()
-		u := r.used(1)[0]
-		if u.ID != uint32(head) || u.Len > c.WritableLen() {
-			t.Fatalf("used %+v for head %d, %d writable bytes", u, head, c.WritableLen())
+		used := r.used(len(heads))
+		for _, u := range used {
+			if !slices.Contains(heads, uint16(u.ID)) || u.Len > c.WritableLen() {
+				t.Fatalf("used %+v for heads %v, %d writable bytes", u, heads, c.WritableLen())
+			}
+		}
+		if used[0].ID == used[1].ID {
+			t.Fatalf("head %d returned twice", used[0].ID)
 		}
 		if c.WritableLen() == 0 {
 			return
 		}
-		if w := r.drv.Written(head); w[len(w)-1] != blk.Status(err) {
-			t.Fatalf("status %d, want %d for %v", w[len(w)-1], blk.Status(err), err)
+		for _, head := range heads {
+			if w := r.drv.Written(head); w[len(w)-1] != blk.Status(err) {
+				t.Fatalf("head %d: status %d, want %d for %v", head, w[len(w)-1], blk.Status(err), err)
+			}
 		}
 	})
 }

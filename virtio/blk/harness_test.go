@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/vmm-dev/vmm/guestmem"
@@ -17,18 +19,35 @@ const (
 	testQueueSize = 16
 )
 
-// irqRecorder is a virtio.Interrupt that counts signals.
-type irqRecorder struct{ signals int }
+// irqRecorder is a virtio.Interrupt that counts signals, which come from
+// the device's workers, and wakes whoever waits on signalled.
+type irqRecorder struct {
+	signals   atomic.Int32
+	signalled chan struct{} // holds a token after a signal
+}
+
+func newIRQRecorder() *irqRecorder {
+	return &irqRecorder{signalled: make(chan struct{}, 1)}
+}
 
 func (r *irqRecorder) Signal(q int) error {
-	r.signals++
+	r.signals.Add(1)
+	select {
+	case r.signalled <- struct{}{}:
+	default: // a token is waiting already
+	}
 	return nil
 }
 
+// count is the number of signals so far.
+func (r *irqRecorder) count() int { return int(r.signals.Load()) }
+
 // memDisk is an in-memory Backend whose failures a test chooses. Bytes past
 // data read as zero and writes there are dropped, so sectors may claim
-// more than data holds.
+// more than data holds. Its lock makes it safe for the device's workers;
+// tests touch its fields only while the device is idle.
 type memDisk struct {
+	mu       sync.Mutex
 	data     []byte
 	sectors  uint64
 	readOnly bool
@@ -43,6 +62,8 @@ func newMemDisk(sectors int) *memDisk {
 }
 
 func (m *memDisk) ReadAt(p []byte, off int64) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.readErr != nil {
 		return 0, m.readErr
 	}
@@ -54,6 +75,8 @@ func (m *memDisk) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (m *memDisk) WriteAt(p []byte, off int64) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.writeErr != nil {
 		return 0, m.writeErr
 	}
@@ -64,6 +87,8 @@ func (m *memDisk) WriteAt(p []byte, off int64) (int, error) {
 }
 
 func (m *memDisk) Flush() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.flushes++
 	return m.flushErr
 }
@@ -74,34 +99,51 @@ func (m *memDisk) ReadOnly() bool        { return m.readOnly }
 
 // rig is a block device activated on a fake driver's queue.
 type rig struct {
-	t   testing.TB
-	dev *blk.Device
-	drv *virtiotest.Driver
-	irq *irqRecorder
+	t        testing.TB
+	dev      *blk.Device
+	drv      *virtiotest.Driver
+	irq      *irqRecorder
+	features uint64
 }
 
 // newRig activates a device over backend with the given negotiated
-// features (VIRTIO_BLK_F_FLUSH among them unless a test leaves it out).
+// features (VIRTIO_BLK_F_FLUSH among them unless a test leaves it out)
+// on a queue of testQueueSize entries.
 func newRig(t testing.TB, backend blk.Backend, opts blk.Options, features uint64) *rig {
+	t.Helper()
+	return newRigSize(t, backend, opts, features, testQueueSize)
+}
+
+// newRigSize is newRig with a queue of size entries, for tests that keep
+// more requests in flight than testQueueSize descriptors hold.
+func newRigSize(t testing.TB, backend blk.Backend, opts blk.Options, features uint64, size uint16) *rig {
 	t.Helper()
 	dev, err := blk.New(backend, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	r := &rig{t: t, dev: dev, features: features}
+	r.activate(size)
+	return r
+}
+
+// activate gives the device a fresh guest memory, driver and queue of
+// size entries, as a driver does after a reset.
+func (r *rig) activate(size uint16) {
+	r.t.Helper()
 	mem := guestmem.NewTest(testMemSize)
-	drv := virtiotest.New(t, mem, testQueueSize)
-	q, err := virtio.NewQueue(dev.QueueMaxSizes()[0])
+	r.drv = virtiotest.New(r.t, mem, size)
+	q, err := virtio.NewQueue(r.dev.QueueMaxSizes()[0])
 	if err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
-	if err := q.Enable(mem, drv.Config(features)); err != nil {
-		t.Fatal(err)
+	if err := q.Enable(mem, r.drv.Config(r.features)); err != nil {
+		r.t.Fatal(err)
 	}
-	irq := &irqRecorder{}
-	if err := dev.Activate(mem, features, []*virtio.Queue{q}, irq); err != nil {
-		t.Fatal(err)
+	r.irq = newIRQRecorder()
+	if err := r.dev.Activate(mem, r.features, []*virtio.Queue{q}, r.irq); err != nil {
+		r.t.Fatal(err)
 	}
-	return &rig{t: t, dev: dev, drv: drv, irq: irq}
 }
 
 // header is the 16-byte request header.
@@ -126,12 +168,14 @@ func (r *rig) submit(typ uint32, sector uint64, out []byte, in int) uint16 {
 	return r.drv.AddChain(readable, append(writable, 1))
 }
 
-// notify runs Notify, which must succeed.
+// notify runs Notify, which must succeed, and waits for every request
+// it started to complete.
 func (r *rig) notify() {
 	r.t.Helper()
 	if err := r.dev.Notify(0); err != nil {
 		r.t.Fatalf("Notify: %v", err)
 	}
+	r.dev.WaitIdle()
 }
 
 // used returns the used ring entries since the last call, which must
