@@ -439,11 +439,21 @@ func makeMinimalKernel(ctx context.Context, b KernelBuild) (BuiltKernel, error) 
 		// -m: only merge; olddefconfig then fills in the rest.
 		{"scripts/kconfig/merge_config.sh", "-m", ".config", b.Fragment},
 		makeArgs("olddefconfig"),
-		makeArgs("bzImage"),
 	} {
 		if err := run(src, step...); err != nil {
 			return BuiltKernel{}, err
 		}
+	}
+	// A fragment olddefconfig overrode fails now, not after the compile.
+	fragment, err := os.ReadFile(b.Fragment)
+	if err != nil {
+		return BuiltKernel{}, fmt.Errorf("read the config fragment: %w", err)
+	}
+	if err := checkBuiltConfig(fragment, filepath.Join(src, ".config")); err != nil {
+		return BuiltKernel{}, err
+	}
+	if err := run(src, makeArgs("bzImage")...); err != nil {
+		return BuiltKernel{}, err
 	}
 	release, err := os.ReadFile(filepath.Join(src, "include", "config", "kernel.release"))
 	if err != nil {
