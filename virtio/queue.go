@@ -214,31 +214,54 @@ func (q *Queue) Pop(mem *guestmem.Memory) (*Chain, error) {
 // AddUsed returns the chain whose head is head to the driver, saying that
 // the device wrote written bytes into it (§2.7.8, §2.7.14).
 func (q *Queue) AddUsed(mem *guestmem.Memory, head uint16, written uint32) error {
+	return q.AddUsedBatch(mem, []UsedElem{{Head: head, Written: written}})
+}
+
+// UsedElem is one chain returned to the driver: its head and how many
+// bytes the device wrote into it.
+type UsedElem struct {
+	Head    uint16
+	Written uint32
+}
+
+// AddUsedBatch returns several chains at once: every element is written
+// before used.idx moves, once, past all of them, so the driver sees them
+// together (a merged receive packet's buffers, §5.1.6.4.1). It checks them
+// all first and returns none if one is wrong.
+func (q *Queue) AddUsedBatch(mem *guestmem.Memory, elems []UsedElem) error {
 	if err := q.usable(); err != nil {
 		return err
 	}
-	if head >= q.cfg.Size {
-		return fmt.Errorf("%w: %d, queue size %d", ErrUsedHeadOutOfRange, head, q.cfg.Size)
+	for _, e := range elems {
+		if e.Head >= q.cfg.Size {
+			return fmt.Errorf("%w: %d, queue size %d", ErrUsedHeadOutOfRange, e.Head, q.cfg.Size)
+		}
 	}
-	if q.inFlight == 0 {
-		return ErrNothingInFlight
+	if uint64(len(elems)) > uint64(q.inFlight) {
+		return fmt.Errorf("%w: returning %d chains, %d in flight", ErrNothingInFlight, len(elems), q.inFlight)
 	}
-	slot := uint64(q.nextUsed & (q.cfg.Size - 1))
-	elem := ringAddr(q.cfg.UsedRing, UsedRingOffset+UsedElemSize*slot)
-	if err := mem.WriteUint32(ringAddr(elem, UsedElemIDOffset), uint32(head)); err != nil {
-		return q.fail(needsReset{err})
+	if len(elems) == 0 {
+		return nil
 	}
-	if err := mem.WriteUint32(ringAddr(elem, UsedElemLenOffset), written); err != nil {
-		return q.fail(needsReset{err})
+	for i, e := range elems {
+		slot := uint64((q.nextUsed + uint16(i)) & (q.cfg.Size - 1))
+		elem := ringAddr(q.cfg.UsedRing, UsedRingOffset+UsedElemSize*slot)
+		if err := mem.WriteUint32(ringAddr(elem, UsedElemIDOffset), uint32(e.Head)); err != nil {
+			return q.fail(needsReset{err})
+		}
+		if err := mem.WriteUint32(ringAddr(elem, UsedElemLenOffset), e.Written); err != nil {
+			return q.fail(needsReset{err})
+		}
 	}
-	// Write barrier: the buffer contents and the element (§2.7.8.2: len
+	// Write barrier: the buffer contents and the elements (§2.7.8.2: len
 	// "prior to updating the used idx") are visible before the new idx.
 	q.barrier()
-	if err := mem.WriteUint16(ringAddr(q.cfg.UsedRing, UsedIdxOffset), q.nextUsed+1); err != nil {
+	next := q.nextUsed + uint16(len(elems))
+	if err := mem.WriteUint16(ringAddr(q.cfg.UsedRing, UsedIdxOffset), next); err != nil {
 		return q.fail(needsReset{err})
 	}
-	q.nextUsed++
-	q.inFlight--
+	q.nextUsed = next
+	q.inFlight -= uint32(len(elems))
 	return nil
 }
 

@@ -172,6 +172,43 @@ func TestQueueAddUsed_RejectsDeviceMistakes(t *testing.T) {
 	}
 }
 
+// A batch is published with one used.idx update covering all of it, and a
+// batch with a bad element publishes nothing.
+func TestQueueAddUsedBatch_PublishesTogether(t *testing.T) {
+	q, d := newQueue(t, 64<<10, 8, 0)
+	var heads []uint16
+	for range 3 {
+		heads = append(heads, d.AddChain(nil, []int{16}))
+		mustPop(t, q, d)
+	}
+	bad := []virtio.UsedElem{{Head: heads[0], Written: 1}, {Head: 8}}
+	if err := q.AddUsedBatch(d.Mem(), bad); !errors.Is(err, virtio.ErrUsedHeadOutOfRange) {
+		t.Errorf("batch with head 8 = %v, want ErrUsedHeadOutOfRange", err)
+	}
+	four := []virtio.UsedElem{{Head: heads[0]}, {Head: heads[1]}, {Head: heads[2]}, {Head: heads[0]}}
+	if err := q.AddUsedBatch(d.Mem(), four); !errors.Is(err, virtio.ErrNothingInFlight) {
+		t.Errorf("batch of 4 with 3 in flight = %v, want ErrNothingInFlight", err)
+	}
+	if d.UsedIdx() != 0 {
+		t.Fatalf("used.idx = %d after refused batches, want 0", d.UsedIdx())
+	}
+	batch := []virtio.UsedElem{{Head: heads[1], Written: 16}, {Head: heads[0], Written: 7}, {Head: heads[2], Written: 0}}
+	if err := q.AddUsedBatch(d.Mem(), batch); err != nil {
+		t.Fatal(err)
+	}
+	if d.UsedIdx() != 3 {
+		t.Errorf("used.idx = %d, want 3", d.UsedIdx())
+	}
+	for i, e := range d.Used() {
+		if e.ID != uint32(batch[i].Head) || e.Len != batch[i].Written {
+			t.Errorf("used[%d] = %+v, want %+v", i, e, batch[i])
+		}
+	}
+	if err := q.AddUsed(d.Mem(), heads[0], 0); !errors.Is(err, virtio.ErrNothingInFlight) {
+		t.Errorf("AddUsed after the batch returned everything = %v, want ErrNothingInFlight", err)
+	}
+}
+
 // TestQueue_IndicesWrap runs more than 2^16 chains through a small queue so
 // both free-running indices wrap.
 func TestQueue_IndicesWrap(t *testing.T) {

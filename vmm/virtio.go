@@ -228,7 +228,13 @@ func (m *Machine) addNIC(i int, nic NIC) error {
 		return fmt.Errorf("network device %d: %w", i, err)
 	}
 	name := fmt.Sprintf("virtio-net%d", i)
+	var vd *virtioDevice // set by addVirtio, before the guest runs
 	dev, err := vnet.New(tap, vnet.Options{MAC: mac, OnError: func(err error) {
+		// A receive ring the guest broke marks the device NEEDS_RESET
+		// now rather than at the driver's next receive notification.
+		if vd != nil && vd.transport.HandleNotifyError(err) {
+			return
+		}
 		fmt.Fprintf(m.cfg.Log, "vmm: %s (%s): %v\n", name, nic.TAP, err)
 	}})
 	if err != nil {
@@ -236,5 +242,9 @@ func (m *Machine) addNIC(i int, nic NIC) error {
 		return fmt.Errorf("network device %d: %w", i, err)
 	}
 	m.undo.add(dev.Close)
-	return m.addVirtio(name, dev)
+	if err := m.addVirtio(name, dev); err != nil {
+		return err
+	}
+	vd = m.virtio[len(m.virtio)-1]
+	return nil
 }
