@@ -130,3 +130,30 @@ func TestVirtio_NetTAP_Errors(t *testing.T) {
 		}
 	}
 }
+
+// TestVirtio_NetTAP_Busy: a TAP another process holds is refused with a
+// message that says so, before the guest runs.
+func TestVirtio_NetTAP_Busy(t *testing.T) {
+	kernel := guest(t, "virtionet")
+	ns := newNetns(t, "tap0", "")
+	err := inNetns(ns, func() error {
+		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		ifr, err := unix.NewIfreq("tap0")
+		if err != nil {
+			return err
+		}
+		ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
+		return unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr)
+	})
+	if err != nil {
+		t.Fatalf("hold tap0: %v", err)
+	}
+	res := vmtest.Run(t, vmtest.Config{Kernel: kernel, Memory: "32M", NetNS: ns, Args: []string{"--net", "tap=tap0"}}, guestTimeout)
+	if res.Code != vmm.StatusSetupError || !strings.Contains(res.Stderr, "TAP tap0: in use by another process") || res.Console != "" {
+		t.Errorf("status %d, stderr %q, console %q; want %d and the TAP named as busy", res.Code, res.Stderr, res.Console, vmm.StatusSetupError)
+	}
+}
