@@ -116,13 +116,6 @@ func (r *msiRouter) table() []kvm.Route {
 	return t
 }
 
-// Stats reports how many vectors have a GSI route and whether routing had
-// to fall back to KVM_SIGNAL_MSI.
-func (r *msiRouter) stats() (routes int, fallback bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.order), r.failed
-}
 
 // close releases the eventfds; the irqfds go with the VM.
 func (r *msiRouter) close() error {
