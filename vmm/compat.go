@@ -63,6 +63,8 @@ const (
 	leafExtFeatures = 0x7
 	leafXSAVE       = 0xD
 	leafExtInfo     = 0x8000_0001
+	// KVM's paravirtual feature bits (Documentation/virt/kvm/x86/cpuid.rst).
+	leafKVMFeatures = 0x4000_0001
 )
 
 func bit(n uint) uint32 { return 1 << n }
@@ -115,6 +117,8 @@ func SoftwareKVMProfile() Profile {
 			{leafXSAVE, AllRegs, 0, "xsave leaf", "the XSAVE state enumeration must vanish with XSAVE"},
 			{leafExtInfo, EDX, bit(27), "rdtscp", "RDTSCP: " + noEmu + "; Linux's vgetcpu and sched clock use it when offered"},
 			{leafExtInfo, ECX, bit(5), "abm/lzcnt", "LZCNT: " + noEmu},
+			{leafKVMFeatures, EAX, bit(7) | bit(11) | bit(13), "kvm-pv-unhalt kvm-pv-ipi kvm-pv-sched-yield",
+				"paravirtual spinlock kicks, IPIs and yields are VMCALL hypercalls, which never complete on kvm_pvm: the vCPU runs the VMCALL again and again"},
 		},
 		Cmdline: []CmdlineArg{
 			{"noxsave", "kvm_pvm passes the host's XSAVE bit through whatever the CPUID table says, so only this keeps Linux off XSAVE/XRSTOR (and AVX)"},
