@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"encoding/binary"
 	"errors"
 	"os"
@@ -67,13 +66,9 @@ func TestLinux_VMM_MinimalKernel(t *testing.T) {
 	// reboot rather than power-off: the i8042 reset works with any kernel.
 	cmdline := linuxCmdline + " " + guestinit.EndParam + "=reboot"
 	start := time.Now()
-	cpus := 2
-	if doctor.SoftwareKVM() {
-		cpus = 1 // see docs/software-kvm.md: Linux's AP bring-up stalls here
-	}
-	vm := vmtest.Start(t, vmtest.Config{Kernel: kernel.Path, Initrd: initrd, Cmdline: cmdline, Memory: "256M", CPUs: cpus,
+	vm := vmtest.Start(t, vmtest.Config{Kernel: kernel.Path, Initrd: initrd, Cmdline: cmdline, Memory: "256M", CPUs: 2,
 		Args: []string{"--disk", disk}})
-	vm.Expect(fmt.Sprintf(`smp: Brought up 1 node, %d CPUs?`, cpus), minimalKernelBoot)
+	vm.Expect(`smp: Brought up 1 node, 2 CPUs`, minimalKernelBoot)
 	vm.Expect(`pci 0000:00:\w\w\.0: \[1af4:1042\]`, minimalKernelBoot)
 	vm.Expect(`virtio_blk virtio0: \[vda\] 128 512-byte logical blocks`, minimalKernelBoot)
 	vm.Expect(`vda: vda1\b`, minimalKernelBoot)

@@ -116,7 +116,6 @@ func (r *msiRouter) table() []kvm.Route {
 	return t
 }
 
-
 // close releases the eventfds; the irqfds go with the VM.
 func (r *msiRouter) close() error {
 	r.mu.Lock()
