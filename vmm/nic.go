@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"strings"
+
+	vnet "github.com/vmm-dev/vmm/virtio/net"
 )
 
 // NIC is a virtio-net device backed by a TAP interface.
@@ -53,19 +55,19 @@ func ParseNIC(spec string) (NIC, error) {
 }
 
 // checkIfName applies the kernel's rules for interface names
-// (dev_valid_name): 1 to 15 bytes, not "." or "..", no '/', ':' or space.
+// (vnet.ValidIfName), saying which one name breaks.
 func checkIfName(name string) error {
 	switch {
+	case vnet.ValidIfName(name):
+		return nil
 	case name == "":
 		return fmt.Errorf("empty TAP name")
 	case len(name) > ifNameMax:
 		return fmt.Errorf("TAP name %q is too long: at most %d bytes", name, ifNameMax)
 	case name == "." || name == "..":
 		return fmt.Errorf("TAP name %q is not an interface name", name)
-	case strings.ContainsAny(name, "/: \t\n"):
-		return fmt.Errorf("TAP name %q has a character interface names cannot have ('/', ':' or space)", name)
 	}
-	return nil
+	return fmt.Errorf("TAP name %q has a character interface names cannot have ('/', ':', white space or NUL)", name)
 }
 
 // parseMAC accepts a unicast, non-zero 48-bit address.

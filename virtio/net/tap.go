@@ -40,7 +40,7 @@ var _ Backend = (*TAP)(nil)
 // does not exist (which takes CAP_NET_ADMIN), in the calling thread's
 // network namespace. Errors are *TAPError.
 func OpenTAP(name string) (*TAP, error) {
-	if !validIfName(name) {
+	if !ValidIfName(name) {
 		return nil, &TAPError{Name: name, Op: "check name", Err: ErrTAPName}
 	}
 	fd, err := unix.Open(tunPath, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
@@ -87,10 +87,11 @@ func setupTAP(fd int, name string) (*TAP, error) {
 	return &TAP{name: name, f: f, rc: rc}, nil
 }
 
-// validIfName is the kernel's dev_valid_name: 1 to IFNAMSIZ-1 bytes, not
+// ValidIfName reports whether name can name a network interface: the
+// kernel's dev_valid_name: 1 to IFNAMSIZ-1 bytes, not
 // "." or "..", and no '/', ':' or white space. NUL cannot reach the
 // kernel.
-func validIfName(name string) bool {
+func ValidIfName(name string) bool {
 	if name == "" || len(name) >= unix.IFNAMSIZ || name == "." || name == ".." {
 		return false
 	}

@@ -28,8 +28,8 @@ func TestValidIfName(t *testing.T) {
 		"": false, "1234567890123456": false, ".": false, "..": false,
 		"a/b": false, "a:b": false, "a b": false, "a\tb": false, "a\x00": false,
 	} {
-		if got := validIfName(name); got != want {
-			t.Errorf("validIfName(%q) = %v, want %v", name, got, want)
+		if got := ValidIfName(name); got != want {
+			t.Errorf("ValidIfName(%q) = %v, want %v", name, got, want)
 		}
 	}
 }
