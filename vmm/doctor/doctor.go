@@ -126,7 +126,7 @@ var optional = []struct {
 // SoftwareKVMReason is why Linux guests do not work on a software-only KVM,
 // from the measurements in docs/software-kvm.md.
 const SoftwareKVMReason = "this host's KVM is a software hypervisor (kvm_pvm): guests are emulated at about a million instructions a second. " +
-	"With vmm's software-kvm profile (on by default here) a Linux kernel boots to the start of /init (the project's minimal kernel in about 30 s; " +
+	"With vmm's software-kvm profile (on by default here) a Linux kernel boots to the start of /init (the project's minimal kernel, with 2 CPUs, ACPI, PCI and virtio, in under a minute; " +
 	"Debian's cloud kernel boots for about 10 minutes and stops at SSE inside the kernel), but user space cannot run: kvm_pvm performs a guest's SYSCALL without entering the kernel, " +
 	"so init dies at its first system call. Micro-guests and the test suite run; see docs/software-kvm.md"
 
