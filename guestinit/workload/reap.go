@@ -1,0 +1,98 @@
+package workload
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrStatusLost is returned when something other than Supervise reaped
+// the workload, so its exit status is gone: the classic PID 1 bug of two
+// waiters.
+var ErrStatusLost = errors.New("the workload was reaped elsewhere; its exit status is lost")
+
+// killTimeout bounds the wait for killed processes to be reaped. SIGKILL
+// cannot be caught, but a process in uninterruptible sleep (a hung NFS or
+// FUSE request) dies only when that ends.
+const killTimeout = 5 * time.Second
+
+// reaped is what one pass of reapAll found.
+type reaped struct {
+	status     int  // the workload's exit status, when exited
+	exited     bool // the workload was among the children reaped
+	noChildren bool // no children are left
+}
+
+// reapAll reaps every child that has exited, without blocking. One
+// wait4(-1) loop reaps all of them, the workload included, so no other
+// waiter can race it for the workload's status.
+func reapAll(workload int) (reaped, error) {
+	var r reaped
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.ECHILD:
+			r.noChildren = true
+			return r, nil
+		case err != nil:
+			return r, fmt.Errorf("wait4: %w", err)
+		case pid == 0:
+			return r, nil
+		case pid == workload:
+			r.status, r.exited = exitStatus(ws), true
+		}
+	}
+}
+
+// waitWorkload reaps children and forwards signals until the workload has
+// exited, and returns its status.
+func waitWorkload(proc *os.Process, sigs <-chan os.Signal) (int, error) {
+	for {
+		r, err := reapAll(proc.Pid)
+		if err != nil {
+			return 0, err
+		}
+		if r.exited {
+			return r.status, nil
+		}
+		if r.noChildren {
+			return 0, ErrStatusLost
+		}
+		sig := <-sigs
+		if sig == unix.SIGCHLD {
+			continue
+		}
+		// Not reaped yet, so the pid is still the workload's (a zombie at
+		// worst); os.Process also signals through a pidfd where it can.
+		if err := proc.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			return 0, fmt.Errorf("forward %v: %w", sig, err)
+		}
+	}
+}
+
+// killOthers kills every process but this one, as the kernel does to a
+// PID namespace whose init exits, and reaps them all.
+func killOthers(sigs <-chan os.Signal) error {
+	if err := unix.Kill(-1, unix.SIGKILL); err != nil && err != unix.ESRCH {
+		return fmt.Errorf("kill every other process: %w", err)
+	}
+	deadline := time.NewTimer(killTimeout)
+	defer deadline.Stop()
+	for {
+		r, err := reapAll(-1)
+		if err != nil || r.noChildren {
+			return err
+		}
+		select {
+		case <-sigs:
+		case <-deadline.C:
+			return fmt.Errorf("processes left %v after SIGKILL", killTimeout)
+		}
+	}
+}
