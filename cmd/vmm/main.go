@@ -1,6 +1,7 @@
 // Command vmm runs Linux kernels and micro-guests in KVM virtual machines.
 //
 //	vmm boot --kernel K [--initrd I] [--cmdline S] [--memory 512M] [--cpus 1]
+//	vmm pull IMAGE | vmm images | vmm rmi IMAGE
 //	vmm doctor [--json]
 //	vmm version
 //	vmm help [COMMAND]
@@ -25,6 +26,9 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"boot", "boot a kernel (bzImage) in a new VM, with the serial console on this terminal", runBoot},
+		{"pull", "fetch a container image into the local store (registry, oci-layout:DIR[:TAG], docker-archive:FILE)", runPull},
+		{"images", "list the images in the local store", runImages},
+		{"rmi", "remove an image from the local store", runRmi},
 		{"doctor", "check this host: KVM access, capabilities, hardware or software virtualization, TAP", runDoctor},
 		{"version", "print vmm's version", runVersion},
 		{"help", "show help for vmm or one of its commands", runHelp},
@@ -82,6 +86,10 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 	case "doctor":
 		fs, _ := doctorFlags(stderr)
 		fmt.Fprintf(stdout, "Usage: vmm doctor [--json]\n\n%s", fs.FlagUsages())
+	case "pull", "rmi":
+		fmt.Fprintf(stdout, "Usage: vmm %s IMAGE\n\nIMAGE is a registry reference (alpine:3.20, ghcr.io/org/app@sha256:...),\noci-layout:DIR[:TAG] or docker-archive:FILE.tar.\n", args[0])
+	case "images":
+		fmt.Fprintf(stdout, "Usage: vmm images\n")
 	case "version", "help":
 		fmt.Fprintf(stdout, "Usage: vmm %s\n", args[0])
 	default:
