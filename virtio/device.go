@@ -8,9 +8,10 @@ import (
 
 // Device IDs (§5).
 const (
-	IDNet   = 1
-	IDBlock = 2
-	IDRNG   = 4
+	IDNet     = 1
+	IDBlock   = 2
+	IDConsole = 3
+	IDRNG     = 4
 )
 
 // Device is one virtio device, independent of its transport. The transport
