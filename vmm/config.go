@@ -28,6 +28,10 @@ type Config struct {
 	NICs []NIC
 	// RNG adds a virtio-rng device fed by the host's getrandom.
 	RNG bool
+	// Ports are named virtio-console ports (one multiport device): the
+	// channel `vmm run` carries a workload's stdin, stdout and stderr on,
+	// apart from the kernel's serial console.
+	Ports []Port
 
 	// Log receives the VMM's own warnings while the guest runs; nil
 	// discards them.
@@ -46,6 +50,17 @@ type Disk struct {
 	Path     string
 	ReadOnly bool
 }
+
+// Port is one named virtio-console port. Out receives what the guest
+// writes; In, if set, is read to feed the guest.
+type Port struct {
+	Name string
+	In   io.Reader
+	Out  io.Writer
+}
+
+// MaxPorts bounds the console ports of one machine.
+const MaxPorts = 31
 
 // PIODevice places a device on the port-I/O bus.
 type PIODevice struct {
@@ -91,6 +106,9 @@ func (c *Config) validate() error {
 				return fmt.Errorf("%w: network device %d: %w", ErrConfig, i, err)
 			}
 		}
+	}
+	if len(c.Ports) > MaxPorts {
+		return fmt.Errorf("%w: %d console ports; at most %d", ErrConfig, len(c.Ports), MaxPorts)
 	}
 	if c.CPUs < 1 || c.CPUs > MaxCPUs {
 		return fmt.Errorf("%w: %d CPUs; give 1 to %d", ErrConfig, c.CPUs, MaxCPUs)

@@ -13,6 +13,7 @@ import (
 	"github.com/vmm-dev/vmm/kvm"
 	"github.com/vmm-dev/vmm/virtio"
 	"github.com/vmm-dev/vmm/virtio/blk"
+	"github.com/vmm-dev/vmm/virtio/console"
 	vnet "github.com/vmm-dev/vmm/virtio/net"
 	"github.com/vmm-dev/vmm/virtio/pcitransport"
 	"github.com/vmm-dev/vmm/virtio/rng"
@@ -206,6 +207,11 @@ func (m *Machine) addConfiguredVirtio() error {
 			return err
 		}
 	}
+	if len(m.cfg.Ports) > 0 {
+		if err := m.addConsole(); err != nil {
+			return err
+		}
+	}
 	if m.cfg.RNG {
 		if err := m.addVirtio("virtio-rng", rng.New(rng.Getrandom{})); err != nil {
 			return err
@@ -243,6 +249,30 @@ func (m *Machine) addNIC(i int, nic NIC) error {
 	}
 	m.undo.add(dev.Close)
 	if err := m.addVirtio(name, dev); err != nil {
+		return err
+	}
+	vd = m.virtio[len(m.virtio)-1]
+	return nil
+}
+
+// addConsole puts the Config's ports on one multiport virtio-console.
+func (m *Machine) addConsole() error {
+	ports := make([]console.Port, len(m.cfg.Ports))
+	for i, p := range m.cfg.Ports {
+		ports[i] = console.Port{Name: p.Name, In: p.In, Out: p.Out}
+	}
+	var vd *virtioDevice // set by addVirtio, before the guest runs
+	dev, err := console.New(ports, console.Options{OnError: func(err error) {
+		if vd != nil && vd.transport.HandleNotifyError(err) {
+			return
+		}
+		fmt.Fprintf(m.cfg.Log, "vmm: virtio-console: %v\n", err)
+	}})
+	if err != nil {
+		return fmt.Errorf("console ports: %w", err)
+	}
+	m.undo.add(dev.Close)
+	if err := m.addVirtio("virtio-console", dev); err != nil {
 		return err
 	}
 	vd = m.virtio[len(m.virtio)-1]

@@ -38,6 +38,7 @@ type bootOptions struct {
 	compat                          string
 	disks                           []string
 	nets                            []string
+	ports                           []string
 	rng                             bool
 }
 
@@ -51,6 +52,7 @@ func bootFlags(stderr io.Writer) (*pflag.FlagSet, *bootOptions) {
 	fs.StringVar(&o.memory, "memory", "512M", "guest RAM `size` (K, M, G suffixes)")
 	fs.IntVar(&o.cpus, "cpus", 1, "number of vCPUs")
 	fs.StringArrayVar(&o.disks, "disk", nil, "virtio-blk disk `PATH[,ro]` backed by a file (repeatable; the first is /dev/vda)")
+	fs.StringArrayVar(&o.ports, "port", nil, "named virtio-console port: `NAME[,out=FILE][,in=FILE]`: what the guest writes goes to FILE (created), the guest reads in=FILE (repeatable)")
 	fs.StringArrayVar(&o.nets, "net", nil, "virtio-net device on a TAP interface: `tap=NAME[,mac=MAC]` (repeatable; the first is eth0; the TAP is created if missing)")
 	fs.BoolVar(&o.rng, "rng", true, "add a virtio-rng device fed by the host's getrandom")
 	fs.StringVar(&o.compat, "compat", "auto", "compatibility `profile`: auto (software-kvm on a software-only KVM host), software-kvm, or off; see docs/software-kvm.md")
@@ -103,10 +105,16 @@ func runBoot(args []string, stdout, stderr io.Writer) int {
 		}
 		nics = append(nics, n)
 	}
+	ports, closePorts, err := openPorts(o.ports)
+	if err != nil {
+		fmt.Fprintf(stderr, "vmm boot: --port: %v\n", err)
+		return vmm.StatusUsage
+	}
+	defer closePorts()
 	cfg := vmm.Config{
 		Kernel: o.kernel, Initrd: o.initrd, Cmdline: o.cmdline,
 		MemoryBytes: mem, CPUs: o.cpus, Console: stdout, Profile: profile,
-		Disks: disks, NICs: nics, RNG: o.rng, Log: stderr,
+		Disks: disks, NICs: nics, Ports: ports, RNG: o.rng, Log: stderr,
 	}
 	con, err := openConsole(os.Stdin, stderr)
 	if err != nil {
@@ -255,4 +263,49 @@ func parseDisks(specs []string) ([]vmm.Disk, error) {
 		disks = append(disks, d)
 	}
 	return disks, nil
+}
+
+// openPorts reads --port values, NAME[,out=FILE][,in=FILE], and opens their
+// files; the returned function closes them after the run.
+func openPorts(specs []string) ([]vmm.Port, func(), error) {
+	var ports []vmm.Port
+	var files []*os.File
+	closeAll := func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	for _, spec := range specs {
+		name, opts, _ := strings.Cut(spec, ",")
+		if name == "" {
+			closeAll()
+			return nil, nil, fmt.Errorf("%q names no port: use NAME[,out=FILE][,in=FILE]", spec)
+		}
+		p := vmm.Port{Name: name}
+		for _, o := range strings.Split(opts, ",") {
+			key, file, _ := strings.Cut(o, "=")
+			var f *os.File
+			var err error
+			switch {
+			case o == "":
+				continue
+			case key == "out" && file != "":
+				f, err = os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+				p.Out = f
+			case key == "in" && file != "":
+				f, err = os.Open(file)
+				p.In = f
+			default:
+				closeAll()
+				return nil, nil, fmt.Errorf("%q: unknown option %q: use NAME[,out=FILE][,in=FILE]", spec, o)
+			}
+			if err != nil {
+				closeAll()
+				return nil, nil, fmt.Errorf("port %s: %w", name, err)
+			}
+			files = append(files, f)
+		}
+		ports = append(ports, p)
+	}
+	return ports, closeAll, nil
 }

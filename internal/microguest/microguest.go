@@ -44,7 +44,7 @@ var sources embed.FS
 // Each file's header comment gives its exact output.
 func Guests() []string { return slices.Clone(guests) }
 
-var guests = []string{"hello", "bootinfo", "echo", "highmem", "reset", "triplefault", "unhandled", "cpuid", "acpi", "pci", "virtio", "virtioirq", "virtionet", "smp"}
+var guests = []string{"hello", "bootinfo", "echo", "highmem", "reset", "triplefault", "unhandled", "cpuid", "acpi", "pci", "virtio", "virtioirq", "virtionet", "vconsole", "smp"}
 
 // fallbackGuests build like the others but run instructions a software KVM
 // cannot (int3, iretq, clac, stac), so they stay out of Guests(), whose
