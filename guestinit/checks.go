@@ -27,6 +27,9 @@ func RunChecks(console io.Writer, cmdline string) {
 	if checks.PCI {
 		report(pciCheck(sys))
 	}
+	if checks.RunConfig {
+		report(runConfigCheck(protocol.RunConfigPath))
+	}
 	if d := checks.Disk; d != nil {
 		if err := mountDisk(*d); err != nil {
 			report(protocol.Failed(protocol.CheckDisk, err))
@@ -64,4 +67,18 @@ func unmountDisk() protocol.Result {
 		return protocol.Failed(protocol.ResultUmount, fmt.Errorf("unmount %s: %w", protocol.MountPoint, err))
 	}
 	return protocol.Passed(protocol.ResultUmount, "path", protocol.MountPoint)
+}
+
+// runConfigCheck reads and decodes the per-run config the host appended to
+// the initramfs, reporting what a run would start.
+func runConfigCheck(path string) protocol.Result {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return protocol.Failed(protocol.CheckRunConfig, err)
+	}
+	cfg, err := protocol.DecodeRunConfig(b)
+	if err != nil {
+		return protocol.Failed(protocol.CheckRunConfig, err)
+	}
+	return protocol.Passed(protocol.CheckRunConfig, "hostname", cfg.Hostname, "args", fmt.Sprint(len(cfg.Args)))
 }

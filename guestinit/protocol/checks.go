@@ -23,6 +23,9 @@ const (
 	CheckPCI  = "pci"
 	CheckDisk = "disk"
 	CheckNet  = "net"
+	// CheckRunConfig decodes the per-run config (RunConfigPath), which the
+	// host appends to the initramfs as a second archive.
+	CheckRunConfig = "runconfig"
 )
 
 // Defaults for options left off the command line.
@@ -36,10 +39,11 @@ const (
 // Checks is what the command line asks guestinit to check. A nil Disk or
 // Net means that check was not asked for.
 type Checks struct {
-	CPUs bool
-	PCI  bool
-	Disk *DiskCheck
-	Net  *NetCheck
+	CPUs      bool
+	PCI       bool
+	RunConfig bool
+	Disk      *DiskCheck
+	Net       *NetCheck
 }
 
 // DiskCheck configures the disk check; paths are relative to the disk's root.
@@ -62,7 +66,7 @@ type NetCheck struct {
 }
 
 // Any reports whether any check was asked for.
-func (c Checks) Any() bool { return c.CPUs || c.PCI || c.Disk != nil || c.Net != nil }
+func (c Checks) Any() bool { return c.CPUs || c.PCI || c.RunConfig || c.Disk != nil || c.Net != nil }
 
 // ErrBadOption marks a check option guestinit cannot use.
 var ErrBadOption = errors.New("bad check option")
@@ -98,13 +102,15 @@ func ParseCmdline(cmdline string) (Checks, error) {
 			c.CPUs = true
 		case CheckPCI:
 			c.PCI = true
+		case CheckRunConfig:
+			c.RunConfig = true
 		case CheckDisk:
 			c.Disk = parseDisk(opts)
 		case CheckNet:
 			c.Net, err = parseNet(opts)
 		default:
-			err = fmt.Errorf("%w: %s: unknown check %q (want %s, %s, %s or %s)",
-				ErrBadOption, optCheck, name, CheckCPUs, CheckPCI, CheckDisk, CheckNet)
+			err = fmt.Errorf("%w: %s: unknown check %q (want %s, %s, %s, %s or %s)",
+				ErrBadOption, optCheck, name, CheckCPUs, CheckPCI, CheckRunConfig, CheckDisk, CheckNet)
 		}
 		if err != nil {
 			return Checks{}, err
