@@ -10,6 +10,7 @@ import (
 	"github.com/vmm-dev/vmm/guestmem"
 	"github.com/vmm-dev/vmm/virtio"
 	"github.com/vmm-dev/vmm/virtio/console"
+	"github.com/vmm-dev/vmm/virtio/virtiotest"
 )
 
 // FuzzConsole's guest memory: two ports, so six queues, each with its
@@ -200,16 +201,7 @@ func (fz *fuzzRig) settle() {
 }
 
 func (fz *fuzzRig) reset() {
-	done := make(chan struct{})
-	go func() {
-		fz.dev.Reset()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(testTimeout):
-		fz.t.Fatal("Reset did not return")
-	}
+	virtiotest.MustReturn(fz.t, "Reset", fz.dev.Reset)
 	fz.dev.Close()
 }
 

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/vmm-dev/vmm/guestmem"
 	"github.com/vmm-dev/vmm/virtio"
@@ -22,7 +21,7 @@ const (
 	testSlab = 2 << 20
 	// testTimeout bounds every wait for a goroutine; tests never assert
 	// on timing.
-	testTimeout = 10 * time.Second
+	testTimeout = virtiotest.Timeout
 	// Linux posts page-sized receive buffers, and sends at most 32 KiB
 	// per transmit chain.
 	pageSize      = 4096
@@ -257,16 +256,7 @@ func (g *guest) activate(features uint64) {
 // reset resets the device, failing the test if that does not return.
 func (g *guest) reset() {
 	g.t.Helper()
-	done := make(chan struct{})
-	go func() {
-		g.dev.Reset()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(testTimeout):
-		g.t.Fatal("Reset did not return")
-	}
+	virtiotest.MustReturn(g.t, "Reset", g.dev.Reset)
 }
 
 // notify runs Notify(q), which must succeed.
@@ -431,23 +421,11 @@ func (g *guest) readUntilEnd(id int) []byte {
 func (g *guest) waitFeeder(id int, states ...string) string {
 	g.t.Helper()
 	var st string
-	waitFor(g.t, fmt.Sprintf("port %d's feeder to wait for %v", id, states), func() bool {
+	virtiotest.WaitFor(g.t, fmt.Sprintf("port %d's feeder to wait for %v", id, states), func() bool {
 		st = g.dev.FeederState(id)
 		return slices.Contains(states, st)
 	})
 	return st
-}
-
-// waitFor polls cond until it holds, failing the test after testTimeout.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Microsecond)
-	}
 }
 
 // pattern is n bytes of every value, in an order that differs with seed:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vmm-dev/vmm/virtio"
 	"github.com/vmm-dev/vmm/virtio/console"
+	"github.com/vmm-dev/vmm/virtio/virtiotest"
 )
 
 // feed writes data to w and closes it, on a goroutine, as the host's stdin
@@ -107,7 +108,7 @@ func TestInput_OneInterruptPerChunk(t *testing.T) {
 	if _, err := w.Write(pattern(32<<10, 1)); err != nil { // one Read takes it all
 		t.Fatal(err)
 	}
-	waitFor(t, "32 KiB delivered", func() bool { return g.dev.Stats().Ports[0].RXBytes == 32<<10 })
+	virtiotest.WaitFor(t, "32 KiB delivered", func() bool { return g.dev.Stats().Ports[0].RXBytes == 32<<10 })
 	g.waitFeeder(0, "input")
 	if u := g.drv[rxq(0)].UsedIdx(); u != 8 {
 		t.Errorf("%d buffers used, want 8", u)

@@ -11,6 +11,7 @@ import (
 	"github.com/vmm-dev/vmm/guestmem"
 	"github.com/vmm-dev/vmm/virtio"
 	"github.com/vmm-dev/vmm/virtio/net"
+	"github.com/vmm-dev/vmm/virtio/virtiotest"
 )
 
 // FuzzNetQueues' guest memory: both queues' rings at fixed places, then a
@@ -204,18 +205,7 @@ func (fz *fuzzRig) checkNotify(q int) {
 	}
 }
 
-func (fz *fuzzRig) reset() {
-	done := make(chan struct{})
-	go func() {
-		fz.dev.Reset()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(testTimeout):
-		fz.t.Fatal("Reset did not return")
-	}
-}
+func (fz *fuzzRig) reset() { virtiotest.MustReturn(fz.t, "Reset", fz.dev.Reset) }
 
 // checkCounts checks what the backend got and that no received packet is
 // unaccounted for.

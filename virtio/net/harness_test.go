@@ -22,7 +22,7 @@ const (
 	testHalf = 2 << 20
 	// testTimeout bounds every wait for the receive goroutine; tests
 	// never assert on timing.
-	testTimeout = 10 * time.Second
+	testTimeout = virtiotest.Timeout
 	// testEtherType is IEEE 802 local experimental EtherType 1, which no
 	// protocol on the host answers.
 	testEtherType = 0x88b5
@@ -281,42 +281,21 @@ func (r *rig) enable(drv *virtiotest.Driver) *virtio.Queue {
 // reset resets the device, failing the test if that does not return.
 func (r *rig) reset() {
 	r.t.Helper()
-	done := make(chan struct{})
-	go func() {
-		r.dev.Reset()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(testTimeout):
-		r.t.Fatal("Reset did not return")
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after testTimeout.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
+	virtiotest.MustReturn(r.t, "Reset", r.dev.Reset)
 }
 
 // waitIdle waits until the receive goroutine has taken every queued
 // packet and waits for more.
 func (r *rig) waitIdle() {
 	r.t.Helper()
-	waitFor(r.t, "the receiver to go idle", r.be.idle)
+	virtiotest.WaitFor(r.t, "the receiver to go idle", r.be.idle)
 }
 
 // waitParked waits until the receive goroutine has waited for buffers n
 // times in all: the counter moves after its last guest memory access.
 func (r *rig) waitParked(n uint64) {
 	r.t.Helper()
-	waitFor(r.t, "the receiver to wait for buffers", func() bool { return r.dev.Stats().RXBufferWaits >= n })
+	virtiotest.WaitFor(r.t, "the receiver to wait for buffers", func() bool { return r.dev.Stats().RXBufferWaits >= n })
 }
 
 // notify runs Notify(q), which must succeed.

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmm-dev/vmm/virtio/net"
+	"github.com/vmm-dev/vmm/virtio/virtiotest"
 )
 
 // TestTAP_ReadPacket: a frame sent into tap0 comes out of the TAP with a
@@ -149,7 +150,7 @@ func TestTAP_Device(t *testing.T) {
 
 	in := frame(1500, 8)
 	env.sendFrame(t, in)
-	waitFor(t, "the receive interrupt", func() bool { return r.irq.count(net.RXQueue) > 0 })
+	virtiotest.WaitFor(t, "the receive interrupt", func() bool { return r.irq.count(net.RXQueue) > 0 })
 	u := usedN(t, r.rx, 2)
 	got := append(r.rx.Written(heads[0])[:u[0].Len], r.rx.Written(heads[1])[:u[1].Len]...)
 	if !bytes.Equal(got, withNumBuffers(packet(net.Header{}, in), 2)) {
