@@ -146,7 +146,10 @@ type doctorReport struct {
 	LinuxGuestsReason string `json:"linux_guests_reason"`
 }
 
-func TestLinux_VMM_GuestinitMarker(t *testing.T) {
+// requireLinuxGuests skips the test, loudly and with vmm doctor's reason,
+// where vmm cannot run Linux guests; it returns the vmm binary.
+func requireLinuxGuests(t *testing.T) string {
+	t.Helper()
 	bin := vmtest.Binary(t)
 	var stdout, stderr bytes.Buffer
 	doctor := exec.Command(bin, "doctor", "--json")
@@ -159,6 +162,11 @@ func TestLinux_VMM_GuestinitMarker(t *testing.T) {
 	if !report.LinuxGuests {
 		t.Skipf("LINUX TIER SKIPPED: vmm doctor says: %s", report.LinuxGuestsReason)
 	}
+	return bin
+}
+
+func TestLinux_VMM_GuestinitMarker(t *testing.T) {
+	requireLinuxGuests(t)
 	kernel, initrd := linuxGuest(t)
 
 	start := time.Now()

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +24,6 @@ import (
 
 	"github.com/vmm-dev/vmm/guestinit/protocol"
 	"github.com/vmm-dev/vmm/images"
-	"github.com/vmm-dev/vmm/vmtest"
 )
 
 // The virtio tests boot Debian's cloud kernel with guestinit and the virtio
@@ -95,18 +93,7 @@ func TestLinux_QEMUTCG_VirtioDiskNetCPUs(t *testing.T) {
 }
 
 func TestLinux_VMM_VirtioDiskNetCPUs(t *testing.T) {
-	bin := vmtest.Binary(t)
-	var stdout, stderr bytes.Buffer
-	doctor := exec.Command(bin, "doctor", "--json")
-	doctor.Stdout, doctor.Stderr = &stdout, &stderr
-	runErr := doctor.Run() // non-zero when no guest can run; the report still says why
-	var report doctorReport
-	if err := json.Unmarshal(stdout.Bytes(), &report); err != nil {
-		t.Fatalf("vmm doctor --json: %v (exit: %v); stderr:\n%s", err, runErr, stderr.String())
-	}
-	if !report.LinuxGuests {
-		t.Skipf("LINUX TIER SKIPPED: vmm doctor says: %s", report.LinuxGuestsReason)
-	}
+	bin := requireLinuxGuests(t)
 	runVirtio(t, func(t *testing.T, r *virtioRun) *guestProc {
 		return startInNetns(t, r.netns, bin, "boot",
 			"--kernel", r.kernel.Path, "--initrd", r.initrd, "--cmdline", r.cmdline,
