@@ -37,6 +37,15 @@ var markerLine = regexp.MustCompile(`(?m)^` + guestinit.Marker + ` (\S+)\r?$`)
 // the kernel it skips, loudly.
 func linuxGuest(t *testing.T) (images.Kernel, string) {
 	t.Helper()
+	return debianGuest(t, func(ctx context.Context, cache string, _ images.Kernel) (string, error) {
+		return images.GuestinitInitramfs(ctx, cache)
+	})
+}
+
+// debianGuest returns Debian's cloud kernel and the initramfs initramfs
+// builds for it. Without a way to download the kernel it skips, loudly.
+func debianGuest(t *testing.T, initramfs func(ctx context.Context, cache string, k images.Kernel) (string, error)) (images.Kernel, string) {
+	t.Helper()
 	cache, err := images.CacheDir()
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +61,7 @@ func linuxGuest(t *testing.T) (images.Kernel, string) {
 		t.Fatal(err)
 	}
 	t.Logf("kernel %s ready in %v: %s", kernel.Version, time.Since(start).Round(time.Millisecond), kernel.Path)
-	initrd, err := images.GuestinitInitramfs(ctx, cache)
+	initrd, err := initramfs(ctx, cache, kernel)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -244,24 +243,9 @@ func requireVirtioHost(t *testing.T) {
 // kernel it skips, loudly.
 func virtioGuest(t *testing.T) (images.Kernel, string) {
 	t.Helper()
-	cache, err := images.CacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	kernel, err := images.DebianCloudKernel(ctx, cache)
-	if errors.Is(err, images.ErrKernelDownload) {
-		t.Skipf("LINUX KERNEL UNAVAILABLE, TEST SKIPPED: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	initrd, err := images.GuestinitInitramfsWithModules(ctx, cache, kernel, images.GuestModules())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kernel, initrd
+	return debianGuest(t, func(ctx context.Context, cache string, k images.Kernel) (string, error) {
+		return images.GuestinitInitramfsWithModules(ctx, cache, k, images.GuestModules())
+	})
 }
 
 // makeExt4 returns a new 32 MiB ext4 image holding files.
