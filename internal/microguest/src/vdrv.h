@@ -432,4 +432,38 @@ VDRV long submit(struct vdev *v, struct vq *q, const char *name)
 	return -1;
 }
 
+/* virtio-blk requests (§5.2.6): a header, optional data, a status byte. */
+#define BLK_T_IN 0
+#define BLK_T_OUT 1
+#define BLK_T_FLUSH 4
+#define BLK_T_GET_ID 8
+#define BLK_ID_BYTES 20
+#define SECTOR 512
+
+struct blk_req_hdr {
+	u32 type;
+	u32 reserved;
+	u64 sector;
+};
+
+static struct blk_req_hdr blk_hdr __attribute__((aligned(16), unused));
+static u8 blk_data[SECTOR] __attribute__((aligned(16), unused));
+static volatile u8 blk_status __attribute__((unused));
+
+/* blk_chain lays out one request at descriptor 0 of q: the header, len
+ * bytes of blk_data (device-writable if in) unless len is 0, and the
+ * status byte, which it sets to 0xff until the device answers. */
+VDRV void blk_chain(struct vq *q, u32 type, u64 sector, u32 len, int in)
+{
+	blk_hdr.type = type;
+	blk_hdr.reserved = 0;
+	blk_hdr.sector = sector;
+	blk_status = 0xff;
+	int i = 0;
+	set_desc(q, i++, &blk_hdr, sizeof(blk_hdr), 0, 0);
+	if (len)
+		set_desc(q, i++, blk_data, len, in ? VIRTQ_DESC_F_WRITE : 0, 0);
+	set_desc(q, i, &blk_status, 1, VIRTQ_DESC_F_WRITE, 1);
+}
+
 #endif

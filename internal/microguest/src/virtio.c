@@ -22,41 +22,14 @@
  */
 #include "vdrv.h"
 
-/* virtio-blk (§5.2.6). */
-#define BLK_T_IN 0
-#define BLK_T_OUT 1
-#define BLK_T_FLUSH 4
-#define BLK_T_GET_ID 8
-#define BLK_ID_BYTES 20
-#define SECTOR 512
-
-struct blk_req_hdr {
-	u32 type;
-	u32 reserved;
-	u64 sector;
-};
-
-static struct blk_req_hdr hdr __attribute__((aligned(16)));
-static u8 data[SECTOR] __attribute__((aligned(16)));
-static volatile u8 status_byte;
-
-/* blk_request runs one request: header, optional data (len bytes, device
- * writable if in), status. It returns the status byte, or -1. */
+/* blk_request runs one request (blk_chain) and returns its status byte,
+ * or -1 if the device never answers. */
 static int blk_request(struct vdev *v, u32 type, u64 sector, u32 len, int in)
 {
-	struct vq *q = &vqs[0];
-	hdr.type = type;
-	hdr.reserved = 0;
-	hdr.sector = sector;
-	status_byte = 0xff;
-	int i = 0;
-	set_desc(q, i++, &hdr, sizeof(hdr), 0, 0);
-	if (len)
-		set_desc(q, i++, data, len, in ? VIRTQ_DESC_F_WRITE : 0, 0);
-	set_desc(q, i, &status_byte, 1, VIRTQ_DESC_F_WRITE, 1);
-	if (submit(v, q, "virtio-blk") < 0)
+	blk_chain(&vqs[0], type, sector, len, in);
+	if (submit(v, &vqs[0], "virtio-blk") < 0)
 		return -1;
-	return status_byte;
+	return blk_status;
 }
 
 static u64 blk_capacity(struct vdev *v)
@@ -102,14 +75,14 @@ static void drive_blk(struct vdev *v)
 	uart_dec(capacity);
 	uart_puts(" sectors\n");
 
-	memset(data, 0, sizeof(data));
+	memset(blk_data, 0, sizeof(blk_data));
 	int s = blk_request(v, BLK_T_GET_ID, 0, BLK_ID_BYTES, 1);
 	if (s != 0) {
 		print_status("get_id", s);
 	} else {
 		uart_puts("virtio-blk: id ");
-		for (int i = 0; i < BLK_ID_BYTES && data[i]; i++)
-			uart_putc((char)data[i]);
+		for (int i = 0; i < BLK_ID_BYTES && blk_data[i]; i++)
+			uart_putc((char)blk_data[i]);
 		uart_puts("\n");
 	}
 
@@ -118,12 +91,12 @@ static void drive_blk(struct vdev *v)
 		print_status("read", s);
 	} else {
 		uart_puts("virtio-blk: sector0 fnv=");
-		uart_hex(fnv1a(data, SECTOR));
+		uart_hex(fnv1a(blk_data, SECTOR));
 		uart_puts("\n");
 	}
 
 	for (u32 i = 0; i < SECTOR; i++)
-		data[i] = (u8)(i * 7 + 3);
+		blk_data[i] = (u8)(i * 7 + 3);
 	print_status("write", blk_request(v, BLK_T_OUT, 1, SECTOR, 0));
 	print_status("flush", blk_request(v, BLK_T_FLUSH, 0, 0, 0));
 	print_status("past end", blk_request(v, BLK_T_IN, capacity, SECTOR, 1));
@@ -133,7 +106,7 @@ static void drive_rng(struct vdev *v)
 {
 	if (!bring_up(v, "virtio-rng", 0, 1))
 		return;
-	set_desc(&vqs[0], 0, data, 16, VIRTQ_DESC_F_WRITE, 1);
+	set_desc(&vqs[0], 0, blk_data, 16, VIRTQ_DESC_F_WRITE, 1);
 	long got = submit(v, &vqs[0], "virtio-rng");
 	if (got < 0)
 		return;

@@ -45,18 +45,6 @@
 #define VEC_INTX 0x42
 #define IDT_ENTRIES 0x50
 
-#define BLK_T_IN 0
-#define SECTOR 512
-
-struct blk_req_hdr {
-	u32 type;
-	u32 reserved;
-	u64 sector;
-};
-
-static struct blk_req_hdr hdr __attribute__((aligned(16)));
-static u8 data[SECTOR] __attribute__((aligned(16)));
-static volatile u8 status_byte;
 static struct gate idt[IDT_ENTRIES] __attribute__((aligned(16)));
 static struct vdev v;
 static volatile u32 *msix_table;
@@ -115,16 +103,11 @@ static int read_and_poll(void)
 {
 	struct vq *q = &vqs[0];
 	struct virtq_used_elem e;
-	hdr.type = BLK_T_IN;
-	hdr.sector = 0;
-	status_byte = 0xff;
-	set_desc(q, 0, &hdr, sizeof(hdr), 0, 0);
-	set_desc(q, 1, data, SECTOR, VIRTQ_DESC_F_WRITE, 0);
-	set_desc(q, 2, &status_byte, 1, VIRTQ_DESC_F_WRITE, 1);
+	blk_chain(q, BLK_T_IN, 0, SECTOR, 1);
 	vq_kick(q, 0);
 	for (u32 n = 0; n < POLL_LIMIT; n++)
 		if (vq_used(q, &e))
-			return status_byte == 0;
+			return blk_status == 0;
 	uart_puts("virtio-irq: read never completes\n");
 	return 0;
 }
