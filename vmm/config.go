@@ -102,7 +102,7 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%w: network device %d: %w", ErrConfig, i, err)
 		}
 		if n.MAC != nil {
-			if _, err := parseMAC(n.MAC.String()); err != nil {
+			if err := checkMAC(n.MAC); err != nil {
 				return fmt.Errorf("%w: network device %d: %w", ErrConfig, i, err)
 			}
 		}

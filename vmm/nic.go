@@ -76,11 +76,20 @@ func parseMAC(s string) (net.HardwareAddr, error) {
 	if err != nil || len(mac) != 6 {
 		return nil, fmt.Errorf("mac %q: want six hex bytes, e.g. 02:00:00:00:00:01", s)
 	}
+	return mac, checkMAC(mac)
+}
+
+// checkMAC refuses addresses a NIC cannot have as its own: multicast
+// (and broadcast) and the zero address.
+func checkMAC(mac net.HardwareAddr) error {
+	if len(mac) != 6 {
+		return fmt.Errorf("mac %s: want six bytes", mac)
+	}
 	if mac[0]&1 != 0 {
-		return nil, fmt.Errorf("mac %s is a multicast address: the first byte must be even (e.g. 02:...)", mac)
+		return fmt.Errorf("mac %s is a multicast address: the first byte must be even (e.g. 02:...)", mac)
 	}
 	if bytes.Equal(mac, make([]byte, 6)) {
-		return nil, fmt.Errorf("mac %s: the zero address is not a station address", mac)
+		return fmt.Errorf("mac %s: the zero address is not a station address", mac)
 	}
-	return mac, nil
+	return nil
 }

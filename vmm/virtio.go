@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -48,16 +49,16 @@ type virtioDevice struct {
 // Queue notifications arrive through ioeventfds (no vCPU exit) and are
 // processed on the device's goroutines; interrupts are MSI-X messages sent
 // through irqfds (msiRouter), or INTA# while the guest leaves MSI-X off.
-func (m *Machine) addVirtio(name string, dev virtio.Device) error {
+func (m *Machine) addVirtio(name string, dev virtio.Device) (*virtioDevice, error) {
 	// The BAR's size depends only on the device's queues; ask a scratch
 	// transport, then build the real one at an address of that size.
 	probe, err := pcitransport.New(dev, m.mem, pcitransport.Options{})
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	addr, err := m.bars.Alloc(probe.BARSize())
 	if err != nil {
-		return fmt.Errorf("%s: place BAR0: %w", name, err)
+		return nil, fmt.Errorf("%s: place BAR0: %w", name, err)
 	}
 	d := &virtioDevice{name: name, dev: dev, size: probe.BARSize()}
 	index := len(m.virtio)
@@ -74,13 +75,13 @@ func (m *Machine) addVirtio(name string, dev virtio.Device) error {
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	d.transport = t
 	for q := 0; q < t.NumQueues(); q++ {
 		efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
 		if err != nil {
-			return fmt.Errorf("%s: eventfd: %w", name, err)
+			return nil, fmt.Errorf("%s: eventfd: %w", name, err)
 		}
 		m.undo.add(func() error { return unix.Close(efd) })
 		d.kicks = append(d.kicks, efd)
@@ -92,13 +93,13 @@ func (m *Machine) addVirtio(name string, dev virtio.Device) error {
 	})
 	slot, err := m.pci.Add(t)
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	d.intx = m.intx.pin(slot)
 	// As firmware does: the Interrupt Line names INTA#'s GSI.
 	t.Config().WriteConfig(pci.RegInterruptLine, []byte{byte(intxGSI(slot, 0))})
 	m.virtio = append(m.virtio, d)
-	return nil
+	return d, nil
 }
 
 // remapBAR0 moves a device's registers and queue ioeventfds to where the
@@ -198,7 +199,7 @@ func (m *Machine) addConfiguredVirtio() error {
 		if err != nil {
 			return fmt.Errorf("disk %s: %w", disk.Path, err)
 		}
-		if err := m.addVirtio(fmt.Sprintf("virtio-blk%d", i), dev); err != nil {
+		if _, err := m.addVirtio(fmt.Sprintf("virtio-blk%d", i), dev); err != nil {
 			return err
 		}
 	}
@@ -213,7 +214,7 @@ func (m *Machine) addConfiguredVirtio() error {
 		}
 	}
 	if m.cfg.RNG {
-		if err := m.addVirtio("virtio-rng", rng.New(rng.Getrandom{})); err != nil {
+		if _, err := m.addVirtio("virtio-rng", rng.New(rng.Getrandom{})); err != nil {
 			return err
 		}
 	}
@@ -234,25 +235,32 @@ func (m *Machine) addNIC(i int, nic NIC) error {
 		return fmt.Errorf("network device %d: %w", i, err)
 	}
 	name := fmt.Sprintf("virtio-net%d", i)
-	var vd *virtioDevice // set by addVirtio, before the guest runs
-	dev, err := vnet.New(tap, vnet.Options{MAC: mac, OnError: func(err error) {
-		// A receive ring the guest broke marks the device NEEDS_RESET
-		// now rather than at the driver's next receive notification.
-		if vd != nil && vd.transport.HandleNotifyError(err) {
-			return
-		}
-		fmt.Fprintf(m.cfg.Log, "vmm: %s (%s): %v\n", name, nic.TAP, err)
-	}})
+	sink := &errorSink{log: m.cfg.Log, name: name + " (" + nic.TAP + ")"}
+	dev, err := vnet.New(tap, vnet.Options{MAC: mac, OnError: sink.report})
 	if err != nil {
 		tap.Close()
 		return fmt.Errorf("network device %d: %w", i, err)
 	}
 	m.undo.add(dev.Close)
-	if err := m.addVirtio(name, dev); err != nil {
-		return err
+	sink.dev, err = m.addVirtio(name, dev)
+	return err
+}
+
+// errorSink hears what a device's own goroutines (a receiver) run into. A
+// ring the guest broke marks the device NEEDS_RESET through its transport
+// at once, rather than at the driver's next notification; anything else is
+// logged. dev is set by addVirtio, before the guest runs.
+type errorSink struct {
+	log  io.Writer
+	name string
+	dev  *virtioDevice
+}
+
+func (s *errorSink) report(err error) {
+	if s.dev != nil && s.dev.transport.HandleNotifyError(err) {
+		return
 	}
-	vd = m.virtio[len(m.virtio)-1]
-	return nil
+	fmt.Fprintf(s.log, "vmm: %s: %v\n", s.name, err)
 }
 
 // addConsole puts the Config's ports on one multiport virtio-console.
@@ -261,20 +269,12 @@ func (m *Machine) addConsole() error {
 	for i, p := range m.cfg.Ports {
 		ports[i] = console.Port{Name: p.Name, In: p.In, Out: p.Out}
 	}
-	var vd *virtioDevice // set by addVirtio, before the guest runs
-	dev, err := console.New(ports, console.Options{OnError: func(err error) {
-		if vd != nil && vd.transport.HandleNotifyError(err) {
-			return
-		}
-		fmt.Fprintf(m.cfg.Log, "vmm: virtio-console: %v\n", err)
-	}})
+	sink := &errorSink{log: m.cfg.Log, name: "virtio-console"}
+	dev, err := console.New(ports, console.Options{OnError: sink.report})
 	if err != nil {
 		return fmt.Errorf("console ports: %w", err)
 	}
 	m.undo.add(dev.Close)
-	if err := m.addVirtio("virtio-console", dev); err != nil {
-		return err
-	}
-	vd = m.virtio[len(m.virtio)-1]
-	return nil
+	sink.dev, err = m.addVirtio("virtio-console", dev)
+	return err
 }
