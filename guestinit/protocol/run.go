@@ -58,11 +58,20 @@ type RunConfig struct {
 	User string `json:"user,omitempty"`
 	// Hostname is --hostname, or a name the host picked (docker uses the
 	// container id's first 12 hex digits); empty means DefaultHostname.
-	Hostname    string `json:"hostname,omitempty"`
-	TTY         bool   `json:"tty,omitempty"`         // -t
-	Interactive bool   `json:"interactive,omitempty"` // -i: keep stdin open
+	Hostname string `json:"hostname,omitempty"`
+	TTY      bool   `json:"tty,omitempty"` // -t
+	// Terminal is the host terminal's size when it is known at start, for
+	// -t; later changes come as winsize control messages.
+	Terminal    *TerminalSize `json:"terminal,omitempty"`
+	Interactive bool          `json:"interactive,omitempty"` // -i: keep stdin open
 	// Network is the guest's network; nil when it has none (--network none).
 	Network *NetworkConfig `json:"network,omitempty"`
+}
+
+// TerminalSize is a terminal's size in character cells.
+type TerminalSize struct {
+	Rows uint16 `json:"rows"`
+	Cols uint16 `json:"cols"`
 }
 
 // ImageConfig is the part of an OCI image config ("config" in
