@@ -19,11 +19,12 @@ import (
 )
 
 // GuestModules returns the kernel modules a guest needs for vmm's devices:
-// virtio over PCI and its block, network and entropy drivers, and ext4 for
-// disks. Resolving them skips those a kernel has built in (Debian's cloud
-// kernel builds ext4 in and virtio as modules).
+// virtio over PCI and its block, network, entropy and console drivers, ext4
+// for disks and overlayfs for a run's writable root. Resolving them skips
+// those a kernel has built in (Debian's cloud kernel builds ext4 in and
+// virtio and overlayfs as modules).
 func GuestModules() []string {
-	return []string{"virtio_pci", "virtio_blk", "virtio_net", "virtio_rng", "ext4"}
+	return []string{"virtio_pci", "virtio_blk", "virtio_net", "virtio_rng", "virtio_console", "ext4", "overlay"}
 }
 
 // Module is one loadable kernel module, read from a kernel's modules tree.

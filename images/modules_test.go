@@ -92,6 +92,8 @@ func fakeModulesTree(t *testing.T) string {
 	write("kernel/net/core/failover.ko", mod("failover", ""))
 	write("kernel/drivers/net/net_failover.ko", mod("net_failover", "failover"))
 	write("kernel/drivers/net/virtio_net.ko", mod("virtio_net", "virtio_ring,virtio,net_failover"))
+	write("kernel/drivers/char/virtio_console.ko", mod("virtio_console", "virtio,virtio_ring"))
+	write("kernel/fs/overlayfs/overlay.ko", mod("overlay", ""))
 	write("modules.builtin", []byte("kernel/fs/ext4/ext4.ko\nkernel/lib/crc16.ko\nkernel/drivers/char/hw_random/rng-core.ko\n"))
 	write("modules.order", []byte("kernel/drivers/virtio/virtio_ring.ko\n"))
 	return dir
@@ -111,7 +113,7 @@ func TestResolveModules_DependenciesFirst_BuiltinsLeftOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"virtio_ring", "virtio_pci_modern_dev", "virtio", "virtio_pci", "virtio_blk",
-		"failover", "net_failover", "virtio_net", "virtio_rng"}
+		"failover", "net_failover", "virtio_net", "virtio_rng", "virtio_console", "overlay"}
 	if got := moduleNames(mods); !slices.Equal(got, want) {
 		t.Errorf("load order = %v\nwant %v", got, want)
 	}
@@ -213,8 +215,8 @@ func TestGuestinitInitramfsWithModules_HoldsInitModulesAndList(t *testing.T) {
 	}
 	list := protocol.ModuleList[1:]
 	paths := strings.Fields(string(contents[list]))
-	if a != b || len(paths) != 9 || !bytes.HasPrefix(contents["init"], []byte(elf.ELFMAG)) {
-		t.Fatalf("paths %s, %s; module list %q; want one cached archive with /init and 9 modules", a, b, contents[list])
+	if a != b || len(paths) != 11 || !bytes.HasPrefix(contents["init"], []byte(elf.ELFMAG)) {
+		t.Fatalf("paths %s, %s; module list %q; want one cached archive with /init and 11 modules", a, b, contents[list])
 	}
 	for _, p := range paths {
 		if !bytes.HasPrefix(contents[p[1:]], []byte(elf.ELFMAG)) {
