@@ -72,15 +72,41 @@ func guestinitInitramfs(ctx context.Context, cacheDir string, extra []File) (str
 	}
 	defer os.RemoveAll(tmp)
 
-	bin := filepath.Join(tmp, "guestinit")
-	if err := BuildGuestinit(ctx, bin); err != nil {
-		return "", err
+	bin := prebuiltGuestinit()
+	if bin == "" {
+		bin = filepath.Join(tmp, "guestinit")
+		if err := BuildGuestinit(ctx, bin); err != nil {
+			return "", err
+		}
 	}
 	init, err := os.ReadFile(bin)
 	if err != nil {
 		return "", fmt.Errorf("read built guestinit: %w", err)
 	}
 	return cacheInitramfs(dir, append([]File{{Path: "/init", Mode: 0o755, Data: init}}, extra...))
+}
+
+// GuestinitEnv names a prebuilt guestinit binary to use instead of
+// building one.
+const GuestinitEnv = "VMM_GUESTINIT"
+
+// prebuiltGuestinit returns the guestinit binary an installed vmm ships
+// with: $VMM_GUESTINIT, or a file named guestinit beside the running
+// executable (`make build` puts bin/guestinit beside bin/vmm). Empty
+// means there is none, and guestinit is built from the source tree.
+func prebuiltGuestinit() string {
+	if p := os.Getenv(GuestinitEnv); p != "" {
+		return p
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(exe), "guestinit")
+	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+		return p
+	}
+	return ""
 }
 
 // cacheInitramfs writes the archive of files into dir under its digest,

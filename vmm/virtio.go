@@ -140,7 +140,7 @@ func (d *virtioDevice) kick(q int) {
 }
 
 // serve processes queue q each time its eventfd fires, until the Machine
-// stops its devices.
+// stops its devices, and once more then.
 func (m *Machine) serve(d *virtioDevice, q int) {
 	defer m.virtioWG.Done()
 	var buf [8]byte
@@ -149,6 +149,10 @@ func (m *Machine) serve(d *virtioDevice, q int) {
 			return
 		}
 		if m.virtioStop.Load() {
+			// One last pass: what the guest queued before it powered off
+			// (a workload's last output, its exit status) is still
+			// delivered. The vCPUs have stopped, so nothing new comes.
+			d.transport.ProcessQueue(q)
 			return
 		}
 		if err := d.transport.ProcessQueue(q); err != nil && !errors.Is(err, virtio.ErrNeedsReset) {

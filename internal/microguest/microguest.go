@@ -40,11 +40,13 @@ var sources embed.FS
 //	acpi         walks the ACPI tables, counts CPUs, powers off through PM1a_CNT
 //	pci          enumerates PCI bus 0 through 0xCF8/0xCFC
 //	virtio       drives virtio-blk (GET_ID, read, write, flush) and virtio-rng over virtio-pci, polled
+//	vconsole     drives the multiport virtio console's ports vmm.stdin/stdout/stderr
+//	vrun         the guest end of vmm run's channel: stdio, control messages, exit status
 //
 // Each file's header comment gives its exact output.
 func Guests() []string { return slices.Clone(guests) }
 
-var guests = []string{"hello", "bootinfo", "echo", "highmem", "reset", "triplefault", "unhandled", "cpuid", "acpi", "pci", "virtio", "virtioirq", "virtionet", "vconsole", "smp"}
+var guests = []string{"hello", "bootinfo", "echo", "highmem", "reset", "triplefault", "unhandled", "cpuid", "acpi", "pci", "virtio", "virtioirq", "virtionet", "vconsole", "vrun", "smp"}
 
 // fallbackGuests build like the others but run instructions a software KVM
 // cannot (int3, iretq, clac, stac), so they stay out of Guests(), whose

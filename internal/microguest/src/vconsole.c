@@ -15,115 +15,10 @@
  *   vconsole: stdin got N bytes: <text>
  */
 #include "vdrv.h"
+#include "vcons.h"
 
-#define CONSOLE_F_MULTIPORT (1u << 1)
-#define CFG_MAX_NR_PORTS 4
-
-/* struct virtio_console_control events (§5.3.6.2). */
-#define DEVICE_READY 0
-#define DEVICE_ADD 1
-#define PORT_READY 3
-#define PORT_OPEN 6
-#define PORT_NAME 7
-
-#define CTRL_RX 2
-#define CTRL_TX 3
 #define MAX_PORTS 3
-#define NAME_MAX 32
-#define CTRL_BUFS 4
-#define CTRL_BUF 64
-
-struct ctrl {
-	u32 id;
-	u16 event;
-	u16 value;
-} __attribute__((packed));
-
-static u8 ctrl_rx[CTRL_BUFS][CTRL_BUF] __attribute__((aligned(16)));
-static struct ctrl ctrl_tx __attribute__((aligned(16)));
-static char names[MAX_PORTS][NAME_MAX];
-static int host_open[MAX_PORTS];
-static int added[MAX_PORTS];
-static u8 txbuf[512] __attribute__((aligned(16)));
 static u8 rxbuf[256] __attribute__((aligned(16)));
-static struct vdev v;
-
-static int rx_queue(u32 port) { return port == 0 ? 0 : (int)(2 * port + 2); }
-static int tx_queue(u32 port) { return port == 0 ? 1 : (int)(2 * port + 3); }
-
-static int send_ctrl(u32 id, u16 event, u16 value)
-{
-	struct vq *q = &vqs[CTRL_TX];
-	ctrl_tx.id = id;
-	ctrl_tx.event = event;
-	ctrl_tx.value = value;
-	set_desc(q, 0, &ctrl_tx, sizeof(ctrl_tx), 0, 1);
-	return submit(&v, q, "vconsole") >= 0;
-}
-
-static void post_ctrl(u16 i)
-{
-	set_desc(&vqs[CTRL_RX], i, ctrl_rx[i], CTRL_BUF, VIRTQ_DESC_F_WRITE, 1);
-	vq_kick(&vqs[CTRL_RX], i);
-}
-
-/* handle_ctrl processes every control message the device has returned;
- * it reports PORT_OPEN 0 for port stdin_port through *closed. */
-static void handle_ctrl(u32 stdin_port, int *closed)
-{
-	struct virtq_used_elem e;
-	while (vq_used(&vqs[CTRL_RX], &e)) {
-		if (e.id >= CTRL_BUFS)
-			continue;
-		struct ctrl *c = (struct ctrl *)ctrl_rx[e.id];
-		u32 id = c->id;
-		if (e.len >= sizeof(*c) && id < MAX_PORTS) {
-			switch (c->event) {
-			case DEVICE_ADD:
-				added[id] = 1;
-				send_ctrl(id, PORT_READY, 1);
-				break;
-			case PORT_NAME: {
-				u32 n = e.len - sizeof(*c);
-				if (n >= NAME_MAX)
-					n = NAME_MAX - 1;
-				memcpy(names[id], ctrl_rx[e.id] + sizeof(*c), n);
-				names[id][n] = 0;
-				break;
-			}
-			case PORT_OPEN:
-				host_open[id] = c->value;
-				if (closed && id == stdin_port && !c->value)
-					*closed = 1;
-				break;
-			}
-		}
-		post_ctrl((u16)e.id);
-	}
-}
-
-static int streq(const char *a, const char *b)
-{
-	while (*a && *a == *b)
-		a++, b++;
-	return *a == *b;
-}
-
-static u32 port_named(const char *name)
-{
-	for (u32 i = 0; i < MAX_PORTS; i++)
-		if (streq(names[i], name))
-			return i;
-	return MAX_PORTS;
-}
-
-static int write_port(u32 port, const void *buf, u32 len)
-{
-	struct vq *q = &vqs[tx_queue(port)];
-	memcpy(txbuf, buf, len);
-	set_desc(q, 0, txbuf, len, 0, 1);
-	return submit(&v, q, "vconsole") >= 0;
-}
 
 int main(const u8 *boot_params)
 {
@@ -169,7 +64,7 @@ int main(const u8 *boot_params)
 	}
 
 	u32 out = port_named("vmm.stdout"), err = port_named("vmm.stderr"), in = port_named("vmm.stdin");
-	if (out == MAX_PORTS || err == MAX_PORTS || in == MAX_PORTS) {
+	if (out == VC_PORTS || err == VC_PORTS || in == VC_PORTS) {
 		uart_puts("vconsole: missing a stdio port\n");
 		return 1;
 	}

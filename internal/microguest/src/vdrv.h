@@ -71,7 +71,7 @@
 
 /* Split virtqueue (§2.7). */
 #define QSIZE 8
-#define VQ_MAX 8
+#define VQ_MAX 10
 #define VIRTQ_DESC_F_NEXT 1
 #define VIRTQ_DESC_F_WRITE 2
 

@@ -1,0 +1,143 @@
+package container
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vmm-dev/vmm/vmm"
+)
+
+// Stdio is the workload's side of the host process.
+type Stdio struct {
+	// Stdin feeds the workload's stdin when the Spec is Interactive.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Console, if set, gets the guest's serial console (the kernel's and
+	// guestinit's messages); otherwise only its tail is kept, for errors.
+	Console io.Writer
+	// Log gets the VMM's own warnings; nil discards them.
+	Log io.Writer
+}
+
+// Run is one started run; Wait ends it.
+type Run struct {
+	Channel *Channel
+	Machine *vmm.Machine
+	tail    *tailBuffer
+	started time.Time
+}
+
+// Start creates the machine for p with the run's ports. The caller sends
+// signals and window sizes through Channel while Wait runs.
+func Start(p *Prepared, stdio Stdio) (*Run, error) {
+	withStdin := p.RunConfig.Interactive || p.RunConfig.TTY
+	var stdin io.Reader
+	if p.RunConfig.Interactive {
+		stdin = stdio.Stdin
+	}
+	r := &Run{
+		Channel: NewChannel(stdin, orDiscard(stdio.Stdout), orDiscard(stdio.Stderr), withStdin),
+		tail:    &tailBuffer{max: consoleTail},
+		started: time.Now(),
+	}
+	cfg := p.Config
+	cfg.Ports = r.Channel.Ports()
+	cfg.Console = r.tail
+	if stdio.Console != nil {
+		cfg.Console = io.MultiWriter(r.tail, stdio.Console)
+	}
+	cfg.Log = stdio.Log
+	m, err := vmm.New(cfg)
+	if err != nil {
+		r.Channel.Close()
+		return nil, err
+	}
+	r.Machine = m
+	return r, nil
+}
+
+// ExitError is a run that ended without the workload's exit status: the
+// guest crashed, failed to boot or was stopped first.
+type ExitError struct {
+	Outcome vmm.Outcome
+	// Console is the end of the serial console, where the kernel and
+	// guestinit say what went wrong.
+	Console string
+}
+
+func (e *ExitError) Error() string {
+	msg := fmt.Sprintf("the VM ended (%s) before the workload reported an exit status", e.Outcome)
+	if c := strings.TrimSpace(e.Console); c != "" {
+		msg += "; the guest console ended with:\n" + c
+	}
+	return msg
+}
+
+// Wait runs the machine until the guest powers off (or ctx ends, which
+// stops it) and returns the workload's exit status.
+func (r *Run) Wait(ctx context.Context) (int, error) {
+	out := r.Machine.Run(ctx)
+	// Close drains every queue the guest kicked before it stopped, so the
+	// last output and the exit line arrive before the status is read.
+	r.Machine.Close()
+	r.Channel.Close()
+	if status, ok := r.Channel.ExitStatus(); ok {
+		return status, nil
+	}
+	return 0, &ExitError{Outcome: out, Console: r.tail.lines(consoleTailLines)}
+}
+
+// Startup is how long the run took from Start to the guest's first
+// instruction; zero before it ran.
+func (r *Run) Startup() time.Duration {
+	first := r.Machine.FirstRunTime()
+	if first.IsZero() {
+		return 0
+	}
+	return first.Sub(r.started)
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
+
+const (
+	consoleTail      = 16 << 10
+	consoleTailLines = 20
+)
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+// lines returns the last n lines, without carriage returns.
+func (t *tailBuffer) lines(n int) string {
+	t.mu.Lock()
+	s := strings.ReplaceAll(string(t.buf), "\r", "")
+	t.mu.Unlock()
+	ls := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(ls) > n {
+		ls = ls[len(ls)-n:]
+	}
+	return strings.Join(ls, "\n")
+}
