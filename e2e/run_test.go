@@ -215,4 +215,3 @@ func (s *syncBuffer) Bytes() []byte {
 func (s *syncBuffer) Len() int { return len(s.Bytes()) }
 
 func (s *syncBuffer) String() string { return string(s.Bytes()) }
-

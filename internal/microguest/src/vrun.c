@@ -157,10 +157,10 @@ int main(const u8 *boot_params)
 	struct vq *q = &vqs[tx_queue(ctl)];
 	set_desc(q, 0, exitline, len, 0, 1);
 	vq_kick(q, 0);
-	exitline[len - 1] = 0;
+	/* The device may read the line any time now: print, don't touch it. */
 	uart_puts("vrun: ");
-	uart_puts(exitline);
-	uart_puts("\n");
+	for (u32 i = 0; i < len; i++)
+		uart_putc(exitline[i]);
 	outw(PM1A_CNT, (5 << 10) | (1 << 13)); /* SLP_TYP=5 (\_S5), SLP_EN */
 	return 1;
 }
