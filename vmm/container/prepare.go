@@ -219,6 +219,7 @@ func writeRunInitrd(cacheDir, base string, cfg protocol.RunConfig) (string, erro
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("create %s: %w", dir, err)
 	}
+	removeStale(dir)
 	f, err := os.CreateTemp(dir, "initrd-*.cpio")
 	if err != nil {
 		return "", fmt.Errorf("create the run's initramfs: %w", err)
@@ -232,4 +233,16 @@ func writeRunInitrd(cacheDir, base string, cfg protocol.RunConfig) (string, erro
 		return "", fmt.Errorf("write the run's initramfs: %w", err)
 	}
 	return f.Name(), nil
+}
+
+// removeStale removes run initramfs files a crashed vmm left behind. A
+// machine reads its initrd while it is built, so an hour-old file is no
+// run's any more.
+func removeStale(dir string) {
+	old, _ := filepath.Glob(filepath.Join(dir, "initrd-*.cpio"))
+	for _, p := range old {
+		if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > time.Hour {
+			os.Remove(p)
+		}
+	}
 }

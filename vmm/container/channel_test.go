@@ -1,0 +1,112 @@
+package container
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vmm-dev/vmm/guestinit/protocol"
+	"github.com/vmm-dev/vmm/vmm"
+)
+
+func portsByName(ports []vmm.Port) map[string]vmm.Port {
+	m := map[string]vmm.Port{}
+	for _, p := range ports {
+		m[p.Name] = p
+	}
+	return m
+}
+
+func TestChannel_Ports(t *testing.T) {
+	var out, errb bytes.Buffer
+	ports := portsByName(NewChannel(nil, &out, &errb, false).Ports())
+	if len(ports) != 3 || ports[protocol.PortStdout].Out != &out || ports[protocol.PortStderr].Out != &errb ||
+		ports[protocol.PortControl].In == nil || ports[protocol.PortControl].Out == nil {
+		t.Fatalf("ports without stdin: %+v", ports)
+	}
+	in := strings.NewReader("x")
+	ports = portsByName(NewChannel(in, &out, &errb, true).Ports())
+	if p, ok := ports[protocol.PortStdin]; !ok || p.In != in || len(ports) != 4 {
+		t.Fatalf("ports with stdin: %+v", ports)
+	}
+}
+
+// The guest's control output arrives in whatever pieces the device's
+// buffers make: lines are reassembled, bad and overlong ones set aside,
+// and the last exit line counts.
+func TestChannel_ExitStatusFromPieces(t *testing.T) {
+	c := NewChannel(nil, io.Discard, io.Discard, false)
+	sink := portsByName(c.Ports())[protocol.PortControl].Out
+	if _, ok := c.ExitStatus(); ok {
+		t.Fatal("status before any line")
+	}
+	for _, piece := range []string{"bog", "us\nex", "it 4", strings.Repeat("z", 100), "\nexit", " 42\n", "exit 300\n"} {
+		if n, err := sink.Write([]byte(piece)); n != len(piece) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", piece, n, err)
+		}
+	}
+	if st, ok := c.ExitStatus(); !ok || st != 42 {
+		t.Fatalf("ExitStatus = %d, %v; want 42", st, ok)
+	}
+	bad := c.BadLines()
+	if len(bad) != 3 || bad[0] != "bogus\n" || bad[1] != "(overlong line)" || bad[2] != "exit 300\n" {
+		t.Errorf("BadLines = %q", bad)
+	}
+}
+
+// Signals and window sizes become control lines the guest reads; Close
+// ends the stream, and later messages are refused.
+func TestChannel_MessagesToGuest(t *testing.T) {
+	c := NewChannel(nil, io.Discard, io.Discard, false)
+	in := portsByName(c.Ports())[protocol.PortControl].In
+	if err := c.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Resize(50, 132); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(in)
+		got <- string(b)
+	}()
+	time.Sleep(10 * time.Millisecond) // the reader waits for more
+	c.Close()
+	if s := <-got; s != "signal 15\nwinsize 50 132\n" {
+		t.Fatalf("guest read %q", s)
+	}
+	if err := c.Signal(syscall.SIGINT); !errors.Is(err, ErrChannelClosed) {
+		t.Fatalf("Signal after Close: %v", err)
+	}
+}
+
+// A guest that never reads its control port cannot make the host hold
+// messages without bound.
+func TestChannel_Backlog(t *testing.T) {
+	c := NewChannel(nil, io.Discard, io.Discard, false)
+	var err error
+	for i := 0; i < 10000 && err == nil; i++ {
+		err = c.Resize(1, 1)
+	}
+	if !errors.Is(err, ErrControlBacklog) {
+		t.Fatalf("after many unread messages: %v, want ErrControlBacklog", err)
+	}
+}
+
+func TestTailBuffer(t *testing.T) {
+	tb := &tailBuffer{max: 64}
+	for i := range 50 {
+		tb.Write([]byte(strings.Repeat("x", i%7) + "\r\n"))
+	}
+	tb.Write([]byte("last line\r\n"))
+	if got := tb.lines(2); !strings.HasSuffix(got, "\nlast line") || strings.Contains(got, "\r") {
+		t.Errorf("lines(2) = %q", got)
+	}
+	if len(tb.buf) > 64 {
+		t.Errorf("kept %d bytes, max 64", len(tb.buf))
+	}
+}
