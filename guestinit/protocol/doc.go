@@ -59,4 +59,20 @@
 // failure. The "net" line comes once the address is set and the port is
 // listening: a host waits for it before it pings or connects. ParseResult
 // reads a line back.
+//
+// # Runs
+//
+// For `vmm run` the host appends a second archive holding RunConfigPath
+// to the cached initramfs; guestinit runs the workload it describes when
+// the file is there. The image's read-only ext4 disk is RootfsDevice.
+// The workload's stdio travels on virtio-console ports named PortStdin,
+// PortStdout and PortStderr, and the control port PortControl carries
+// line messages both ways (control.go):
+//
+//	host → guest   signal N      deliver signal N to the workload
+//	host → guest   winsize R C   the terminal is R rows by C columns (-t)
+//	guest → host   exit N        the workload's exit status; power-off follows
+//
+// The kernel's and guestinit's own messages stay on the serial console,
+// so the workload's stdout and stderr are exactly its bytes.
 package protocol
