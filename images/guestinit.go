@@ -30,8 +30,8 @@ func BuildGuestinit(ctx context.Context, outPath string) error {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("build guestinit (run inside the vmm source tree): go build %s: %v: %s",
-			GuestinitPackage, err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("build guestinit: go build %s: %v: %s (there is no prebuilt guestinit: `make build` puts one beside bin/vmm, or set %s to one; building needs the vmm source tree as the working directory)",
+			GuestinitPackage, err, strings.TrimSpace(stderr.String()), GuestinitEnv)
 	}
 	return nil
 }

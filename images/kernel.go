@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -41,12 +42,53 @@ type KernelFetcher struct {
 	Download func(ctx context.Context, pkg DebPackage, dir string) (string, error)
 	// Extract unpacks the files of the .deb at deb under dir.
 	Extract func(ctx context.Context, deb, dir string) error
+	// Stamp, if set, names the state of what Resolve reads (the apt
+	// lists); ok is false when it cannot tell. While it is unchanged,
+	// Fetch reuses the last resolution instead of calling Resolve.
+	Stamp func() (stamp string, ok bool)
 }
 
 // AptKernelFetcher returns a KernelFetcher using apt-cache, apt-get download
 // and dpkg-deb from the host.
 func AptKernelFetcher() KernelFetcher {
-	return KernelFetcher{Resolve: aptResolve, Download: aptDownload, Extract: dpkgExtract}
+	return KernelFetcher{Resolve: aptResolve, Download: aptDownload, Extract: dpkgExtract, Stamp: aptListsStamp}
+}
+
+// aptListsStamp is the apt lists directory's modification time: `apt-get
+// update` renames new lists into it, which changes it.
+func aptListsStamp() (string, bool) {
+	fi, err := os.Stat("/var/lib/apt/lists")
+	if err != nil {
+		return "", false
+	}
+	return strconv.FormatInt(fi.ModTime().UnixNano(), 10), true
+}
+
+// resolve is Resolve, remembered under cacheDir while Stamp is unchanged:
+// apt-cache takes about a second, longer than the rest of a run's start.
+func (f KernelFetcher) resolve(ctx context.Context, cacheDir, meta string) (DebPackage, error) {
+	if f.Stamp == nil || strings.ContainsAny(meta, "/\x00") {
+		return f.Resolve(ctx, meta)
+	}
+	stamp, ok := f.Stamp()
+	if !ok {
+		return f.Resolve(ctx, meta)
+	}
+	memo := filepath.Join(cacheDir, kernelCacheSubdir, "resolved", meta)
+	if b, err := os.ReadFile(memo); err == nil {
+		if l := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n"); len(l) == 3 && l[0] == stamp {
+			return DebPackage{Name: l[1], Version: l[2]}, nil
+		}
+	}
+	pkg, err := f.Resolve(ctx, meta)
+	if err != nil {
+		return pkg, err
+	}
+	// Best effort: without the memo the next run asks apt again.
+	if os.MkdirAll(filepath.Dir(memo), 0o755) == nil {
+		writeFileAtomic(memo, []byte(stamp+"\n"+pkg.Name+"\n"+pkg.Version+"\n"), 0o644)
+	}
+	return pkg, nil
 }
 
 // DebianCloudKernel returns Debian's current cloud kernel, downloading it
@@ -77,7 +119,7 @@ const (
 // Fetch resolves meta to a kernel package and returns its cached kernel,
 // downloading and unpacking the package first when it is not cached.
 func (f KernelFetcher) Fetch(ctx context.Context, cacheDir, meta string) (Kernel, error) {
-	pkg, err := f.Resolve(ctx, meta)
+	pkg, err := f.resolve(ctx, cacheDir, meta)
 	if err != nil {
 		return Kernel{}, err
 	}

@@ -202,3 +202,32 @@ func TestCacheDir(t *testing.T) {
 		t.Errorf("with HOME: CacheDir() = %q, %v", d, err)
 	}
 }
+
+// While the apt lists are unchanged, Fetch does not ask apt again; an
+// `apt-get update` (a new stamp) makes it resolve afresh.
+func TestFetch_ResolutionRememberedWhileListsUnchanged(t *testing.T) {
+	cache, apt := t.TempDir(), newFakeApt()
+	var resolves atomic.Int32
+	stamp := "1"
+	f := apt.fetcher()
+	f.Resolve = func(context.Context, string) (DebPackage, error) {
+		resolves.Add(1)
+		return apt.pkg, nil
+	}
+	f.Stamp = func() (string, bool) { return stamp, true }
+	for i := range 3 {
+		if _, err := f.Fetch(context.Background(), cache, DebianCloudKernelPackage); err != nil {
+			t.Fatalf("fetch %d: %v", i, err)
+		}
+	}
+	if n := resolves.Load(); n != 1 {
+		t.Fatalf("%d resolutions for three fetches with unchanged lists, want 1", n)
+	}
+	stamp = "2"
+	if _, err := f.Fetch(context.Background(), cache, DebianCloudKernelPackage); err != nil {
+		t.Fatal(err)
+	}
+	if n := resolves.Load(); n != 2 {
+		t.Fatalf("%d resolutions after the lists changed, want 2", n)
+	}
+}

@@ -99,7 +99,9 @@ int main(const u8 *boot_params)
 		/* Copy stdin to stdout until the host closes stdin. */
 		struct vq *q = &vqs[rx_queue(in)];
 		u32 n = 0;
-		int closed = 0;
+		/* The host end's state comes before the port's name, so a host
+		 * that had nothing to send has closed it already. */
+		int closed = !host_open[in];
 		post(in, inbuf, sizeof(inbuf));
 		send_ctrl(in, PORT_OPEN, 1);
 		while (!closed || *(volatile u16 *)&q->used.idx != q->used_idx) {
