@@ -38,17 +38,23 @@ func (e *Error) Error() string {
 	case ErrBadRef:
 		return fmt.Sprintf("invalid image reference %q: %v; use %s", e.Ref, e.Err, refForms)
 	case ErrNotFound:
-		return fmt.Sprintf("image %s not found in %s", e.Ref, e.Where)
+		if strings.HasPrefix(e.Ref, e.Where+"/") {
+			return fmt.Sprintf("image %s not found: check the name and the tag or digest", e.Ref)
+		}
+		return fmt.Sprintf("image %s not found in %s: check the name and the tag or digest", e.Ref, e.Where)
 	case ErrUnreachable:
-		return fmt.Sprintf("cannot reach registry %s: %v", e.Where, netCause(e.Err))
+		return fmt.Sprintf("cannot reach registry %s for %s: %v; check the address and the network (images already stored, see `vmm images`, work offline)",
+			e.Where, e.Ref, netCause(e.Err))
 	case ErrAuth:
 		return fmt.Sprintf("registry %s denied access to %s: check the name, or log in (docker login %s)", e.Where, e.Ref, e.Where)
 	case ErrCorrupt:
 		var de *digestError
+		cause := e.Err
 		if errors.As(e.Err, &de) {
-			return fmt.Sprintf("image %s from %s is corrupt: %v", e.Ref, e.Where, de)
+			cause = de
 		}
-		return fmt.Sprintf("image %s from %s is corrupt: %v", e.Ref, e.Where, e.Err)
+		return fmt.Sprintf("image %s from %s is corrupt: %v; nothing of it was stored: pull again, and if it persists the registry (or a proxy) serves bad data",
+			e.Ref, e.Where, cause)
 	case ErrNoSource:
 		if errors.Is(e.Err, fs.ErrNotExist) {
 			return fmt.Sprintf("%s does not exist", e.Where)

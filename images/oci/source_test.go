@@ -118,7 +118,7 @@ func TestStore_Get_OCILayout_Errors(t *testing.T) {
 		kind error
 		msg  string
 	}{
-		{"oci-layout:" + dir + ":v3", ErrNotFound, "image oci-layout:" + dir + ":v3 not found in oci-layout directory " + dir},
+		{"oci-layout:" + dir + ":v3", ErrNotFound, "image oci-layout:" + dir + ":v3 not found in oci-layout directory " + dir + ": check the name and the tag or digest"},
 		{"oci-layout:" + dir + "/missing", ErrNoSource, "oci-layout directory " + dir + "/missing does not exist"},
 		{"oci-layout:" + notLayout, ErrNoSource, "cannot read oci-layout directory " + notLayout + ": no index.json: not an OCI image layout"},
 	} {

@@ -146,7 +146,7 @@ func TestStore_Pull_UnknownTag_NotFoundAndStoreUnchanged(t *testing.T) {
 		if !errors.Is(err, ErrNotFound) {
 			t.Fatalf("pull %s: %v, want ErrNotFound", missing, err)
 		}
-		want := "image " + reg.host + "/" + missing + " not found in " + reg.host
+		want := "image " + reg.host + "/" + missing + " not found: check the name and the tag or digest"
 		if err.Error() != want {
 			t.Errorf("error %q, want %q", err, want)
 		}
@@ -170,7 +170,7 @@ func TestStore_Pull_ClosedPort_Unreachable(t *testing.T) {
 	if !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("got %v, want ErrUnreachable", err)
 	}
-	if !strings.HasPrefix(err.Error(), "cannot reach registry "+host+": ") || !strings.Contains(err.Error(), "refused") {
+	if !strings.HasPrefix(err.Error(), "cannot reach registry "+host+" for "+host+"/test/img:v1: ") || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("error %q does not say which registry and why", err)
 	}
 	if after := storeFiles(t, s); !slices.Equal(before, after) {
