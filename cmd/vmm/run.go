@@ -131,9 +131,9 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	}
 	if mach.Kernel == "" {
 		if r := doctor.Check(doctor.LocalHost()); !r.LinuxGuests {
-			fmt.Fprintf(stderr, "vmm run: prepared %s (%s): rootfs %s, kernel %s, initramfs %s; not starting it: "+
-				"this host cannot run Linux guests: %s (see `vmm doctor`)\n",
-				p.Ref, shortDigest(p.Digest.String()), p.Rootfs, p.Kernel, p.Initrd, r.LinuxGuestsReason)
+			fmt.Fprintf(stderr, "vmm run: prepared %s (%s): rootfs %s, kernel %s, initramfs %s and the run's config; "+
+				"not starting it: this host cannot run Linux guests: %s (see `vmm doctor`)\n",
+				p.Ref, shortDigest(p.Digest.String()), p.Rootfs, p.Kernel, p.BaseInitrd, r.LinuxGuestsReason)
 			return statusRunFailed
 		}
 	}

@@ -75,8 +75,10 @@ type Prepared struct {
 	RunConfig protocol.RunConfig
 	Rootfs    string
 	Kernel    string
-	// Initrd is this run's initramfs, removed by Close.
+	// Initrd is this run's initramfs, removed by Close: BaseInitrd (the
+	// cached guestinit initramfs) with the run's config appended.
 	Initrd      string
+	BaseInitrd  string
 	Config      vmm.Config
 	RootfsStats rootfs.Stats
 	Timings     Timings
@@ -143,6 +145,7 @@ func Prepare(ctx context.Context, spec Spec, m Machine, opts Options) (*Prepared
 	p.Timings.Kernel = time.Since(t)
 
 	t = time.Now()
+	p.BaseInitrd = base
 	p.RunConfig = runConfig(spec, cf.Config)
 	if p.Initrd, err = writeRunInitrd(opts.CacheDir, base, p.RunConfig); err != nil {
 		return nil, err
