@@ -3,6 +3,7 @@ package container
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"syscall"
@@ -109,4 +110,28 @@ func TestTailBuffer(t *testing.T) {
 	if len(tb.buf) > 64 {
 		t.Errorf("kept %d bytes, max 64", len(tb.buf))
 	}
+}
+
+// FuzzChannelControl: whatever a guest writes on its control port, in
+// whatever pieces, the host never panics, and it takes an exit status only
+// from a well-formed "exit N" line.
+func FuzzChannelControl(f *testing.F) {
+	f.Add([]byte("exit 0\n"), uint8(3))
+	f.Add([]byte("signal 9\nexit 255\nexit 1"), uint8(1))
+	f.Add([]byte(strings.Repeat("x", 200)+"\nexit 7\n"), uint8(64))
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
+		c := NewChannel(nil, io.Discard, io.Discard, false)
+		sink := portsByName(c.Ports())[protocol.PortControl].Out
+		step := int(chunk) + 1
+		for i := 0; i < len(data); i += step {
+			sink.Write(data[i:min(i+step, len(data))])
+		}
+		st, ok := c.ExitStatus()
+		if !ok {
+			return
+		}
+		if st < 0 || st > 255 || !bytes.Contains(data, []byte(fmt.Sprintf("exit %d\n", st))) {
+			t.Fatalf("status %d from %q", st, data)
+		}
+	})
 }
