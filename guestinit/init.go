@@ -1,17 +1,22 @@
-// Package guestinit is PID 1 inside a vmm guest. This version mounts the
-// kernel filesystems, loads the kernel modules the host put in the
-// initramfs, prints a marker line the host looks for, runs the device
-// checks the kernel command line asks for, and powers the machine off.
+// Package guestinit is PID 1 inside a vmm guest. It mounts the kernel
+// filesystems, loads the kernel modules the host put in the initramfs and
+// prints a marker line the host looks for. Then, when the host put a run
+// config in the initramfs, it runs the container workload the config
+// describes (run mode, Runner) and reports its exit status; otherwise it
+// runs the device checks the kernel command line asks for. Either way it
+// powers the machine off at the end.
 //
 // What the host and guestinit agree on (the module list, the vmm.check
-// command-line options and the result lines) is documented and defined in
-// package protocol.
+// command-line options and the result lines, the run config, the ports
+// and the control messages) is documented and defined in package
+// protocol.
 package guestinit
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -38,6 +43,11 @@ type Ops struct {
 	// their results to console.
 	Check    func(console io.Writer)
 	PowerOff func() error
+	// RunMode reports whether the host asked for a workload (wantRunMode).
+	RunMode func() bool
+	// RunWorkload runs it and powers off; it returns only when that
+	// fails.
+	RunWorkload func(console io.Writer) error
 }
 
 // LinuxOps returns the real Ops.
@@ -49,12 +59,31 @@ func LinuxOps() Ops {
 		Release:     kernelRelease,
 		Check:       func(console io.Writer) { RunChecks(console, procCmdline()) },
 		PowerOff:    powerOff,
+		RunMode:     func() bool { return wantRunMode(procCmdline(), runConfigPresent()) },
+		RunWorkload: func(console io.Writer) error { return NewRunner(console).Run() },
 	}
 }
 
+// wantRunMode tells whether guestinit runs a workload: when the host put
+// a run config in the initramfs, unless the command line asks for checks
+// (vmm.check), which prove the devices and read the config without
+// running it. `vmm run` never asks for checks.
+func wantRunMode(cmdline string, haveConfig bool) bool {
+	checks, err := protocol.ParseCmdline(cmdline)
+	return haveConfig && err == nil && !checks.Any()
+}
+
+// runConfigPresent reports whether the host put a run config in the
+// initramfs. A config that is there but cannot be read still means run
+// mode, which reports the error to the host.
+func runConfigPresent() bool {
+	_, err := os.Stat(protocol.RunConfigPath)
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
 // Run mounts mounts in order, loads modules, prints the marker line to
-// console, runs the checks and powers off. On success PowerOff does not
-// return. A module that fails to load is reported on the console but does
+// console, then runs the workload in run mode or the checks otherwise, and
+// powers off. On success PowerOff does not return. A module that fails to load is reported on the console but does
 // not stop the boot: the device it drives is then missing, which a check
 // or the workload reports more usefully than a kernel panic would.
 func Run(console io.Writer, ops Ops, mounts []Mount) error {
@@ -75,6 +104,9 @@ func Run(console io.Writer, ops Ops, mounts []Mount) error {
 	}
 	if _, err := fmt.Fprintf(console, "%s %s\n", Marker, release); err != nil {
 		return fmt.Errorf("write to console: %w", err)
+	}
+	if ops.RunMode() {
+		return ops.RunWorkload(console)
 	}
 	ops.Check(console)
 	if err := ops.PowerOff(); err != nil {

@@ -17,6 +17,7 @@ type recorder struct {
 	mountErr  error
 	moduleErr error
 	offErr    error
+	runMode   bool
 	calls     []string
 }
 
@@ -40,6 +41,11 @@ func (r *recorder) ops() Ops {
 			r.calls = append(r.calls, "poweroff")
 			return r.offErr
 		},
+		RunMode: func() bool { return r.runMode },
+		RunWorkload: func(io.Writer) error {
+			r.calls = append(r.calls, "workload")
+			return r.offErr
+		},
 	}
 }
 
@@ -54,6 +60,40 @@ func TestRun_PID1_MountsPrintsMarkerPowersOff(t *testing.T) {
 	}
 	if got, want := strings.Join(r.calls, ", "), "mount /proc, mount /sys, mount /dev, modules, check, poweroff"; got != want {
 		t.Errorf("calls = %s, want %s", got, want)
+	}
+}
+
+// With a run config the workload runs instead of the checks, and power-off
+// is its business.
+func TestRun_RunMode_WorkloadInsteadOfChecks(t *testing.T) {
+	r := &recorder{pid: 1, runMode: true}
+	var console bytes.Buffer
+	if err := Run(&console, r.ops(), Mounts()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := console.String(), "VMM-GUESTINIT-OK 6.1.0-test\n"; got != want {
+		t.Errorf("console = %q, want %q", got, want)
+	}
+	if got, want := strings.Join(r.calls, ", "), "mount /proc, mount /sys, mount /dev, modules, workload"; got != want {
+		t.Errorf("calls = %s, want %s", got, want)
+	}
+}
+
+func TestWantRunMode_ConfigWithoutChecks(t *testing.T) {
+	for _, tt := range []struct {
+		cmdline    string
+		haveConfig bool
+		want       bool
+	}{
+		{"console=ttyS0 quiet", true, true},
+		{"console=ttyS0 quiet", false, false},
+		{"console=ttyS0 vmm.check=runconfig", true, false},
+		{"console=ttyS0 vmm.check=cpus", false, false},
+		{"console=ttyS0 vmm.check=nonsense", true, false}, // the checks report the bad option
+	} {
+		if got := wantRunMode(tt.cmdline, tt.haveConfig); got != tt.want {
+			t.Errorf("wantRunMode(%q, %v) = %v, want %v", tt.cmdline, tt.haveConfig, got, tt.want)
+		}
 	}
 }
 

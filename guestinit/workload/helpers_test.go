@@ -24,7 +24,14 @@ const (
 	specEnv   = "VMM_WORKLOAD_TEST_SPEC"
 	optsEnv   = "VMM_WORKLOAD_TEST_OPTS"
 	resultEnv = "VMM_WORKLOAD_TEST_RESULT"
+	// signalEnv names a signal the supervisor queues on Options.Signals
+	// before it calls Supervise.
+	signalEnv = "VMM_WORKLOAD_TEST_SIGNAL"
 )
+
+// noRaceExitWait keeps the race detector from waiting a second at every
+// helper's exit, as it does by default.
+const noRaceExitWait = "GORACE=atexit_sleep_ms=0"
 
 // supervisorResult is what a supervisor reports.
 type supervisorResult struct {
@@ -65,6 +72,11 @@ func supervisorMain() int {
 		}
 	} else if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fail("become a subreaper: %v", err)
+	}
+	if n, err := strconv.Atoi(os.Getenv(signalEnv)); err == nil {
+		sigs := make(chan os.Signal, 1)
+		sigs <- unix.Signal(n)
+		opts.Signals = sigs
 	}
 	status, err := Supervise(spec, Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, opts)
 	res := supervisorResult{PID: os.Getpid(), Status: status}
@@ -189,7 +201,7 @@ type description struct {
 func selfCommand(args ...string) *exec.Cmd {
 	exe, _ := os.Executable()
 	cmd := exec.Command(exe, args...)
-	cmd.Env = []string{roleEnv + "=workload"}
+	cmd.Env = []string{roleEnv + "=workload", noRaceExitWait}
 	return cmd
 }
 

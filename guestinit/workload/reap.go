@@ -50,9 +50,10 @@ func reapAll(workload int) (reaped, error) {
 	}
 }
 
-// waitWorkload reaps children and forwards signals until the workload has
+// waitWorkload reaps children and forwards signals, those this process
+// receives (sigs) and those sent to it (extra), until the workload has
 // exited, and returns its status.
-func waitWorkload(proc *os.Process, sigs <-chan os.Signal) (int, error) {
+func waitWorkload(proc *os.Process, sigs, extra <-chan os.Signal) (int, error) {
 	for {
 		r, err := reapAll(proc.Pid)
 		if err != nil {
@@ -64,9 +65,18 @@ func waitWorkload(proc *os.Process, sigs <-chan os.Signal) (int, error) {
 		if r.noChildren {
 			return 0, ErrStatusLost
 		}
-		sig := <-sigs
-		if sig == unix.SIGCHLD {
-			continue
+		var sig os.Signal
+		select {
+		case sig = <-sigs:
+			if sig == unix.SIGCHLD {
+				continue
+			}
+		case s, ok := <-extra:
+			if !ok {
+				extra = nil // closed: nothing more comes that way
+				continue
+			}
+			sig = s // even SIGCHLD: whoever sent it meant the workload
 		}
 		// Not reaped yet, so the pid is still the workload's (a zombie at
 		// worst); os.Process also signals through a pidfd where it can.

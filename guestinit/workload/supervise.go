@@ -34,7 +34,23 @@ type Options struct {
 	// exits: once the workload has exited, every other process is killed
 	// and reaped before Supervise returns. For PID 1 only.
 	KillOthers bool
+	// Signals are signals for the workload from elsewhere than this
+	// process's own signal handlers, such as the host's control messages:
+	// SIGKILL or SIGSTOP, which no process can catch to forward, come this
+	// way. One sent before the workload starts is delivered once it runs.
+	// Nil means none.
+	Signals <-chan os.Signal `json:"-"`
 }
+
+// StartError is Supervise's error when the workload could not be started:
+// nothing ran, and the status says why, as docker's does.
+type StartError struct {
+	Spec Spec
+	Err  error
+}
+
+func (e *StartError) Error() string { return fmt.Sprintf("start %s: %v", e.Spec, e.Err) }
+func (e *StartError) Unwrap() error { return e.Err }
 
 // Forwarded are the signals Supervise passes on to the workload: those a
 // person or `docker stop`/`docker kill` sends, and window-size changes.
@@ -60,6 +76,7 @@ func Forwarded() []os.Signal {
 //
 // On error the status is StatusNotFound or StatusCannotInvoke when the
 // program could not be started, as docker's, and StatusRunFailed otherwise.
+// An error from starting it is a *StartError.
 func Supervise(spec Spec, stdio Stdio, opts Options) (int, error) {
 	if opts.KillOthers && unix.Getpid() != 1 {
 		return StatusRunFailed, ErrNotPID1
@@ -74,10 +91,10 @@ func Supervise(spec Spec, stdio Stdio, opts Options) (int, error) {
 
 	proc, err := start(spec, stdio, opts.Chroot)
 	if err != nil {
-		return startStatus(err), fmt.Errorf("start %s: %w", spec, err)
+		return startStatus(err), &StartError{Spec: spec, Err: err}
 	}
 	defer proc.Release()
-	status, err := waitWorkload(proc, sigs)
+	status, err := waitWorkload(proc, sigs, opts.Signals)
 	if err != nil {
 		return StatusRunFailed, err
 	}

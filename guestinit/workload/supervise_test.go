@@ -33,7 +33,7 @@ func workloadSpec(t *testing.T, args ...string) Spec {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Spec{Argv: append([]string{exe}, args...), Env: []string{roleEnv + "=workload"}, Dir: "/"}
+	return Spec{Argv: append([]string{exe}, args...), Env: []string{roleEnv + "=workload", noRaceExitWait}, Dir: "/"}
 }
 
 // supervisor is a re-executed test binary running Supervise.
@@ -62,7 +62,7 @@ func newSupervisor(t *testing.T, spec Spec, opts Options, pidns bool) *superviso
 	}
 	s := &supervisor{result: filepath.Join(t.TempDir(), "result.json")}
 	s.cmd = exec.CommandContext(ctx, exe)
-	s.cmd.Env = []string{roleEnv + "=supervisor", specEnv + "=" + string(specJSON), optsEnv + "=" + string(optsJSON), resultEnv + "=" + s.result}
+	s.cmd.Env = []string{roleEnv + "=supervisor", noRaceExitWait, specEnv + "=" + string(specJSON), optsEnv + "=" + string(optsJSON), resultEnv + "=" + s.result}
 	s.cmd.Stderr = &s.stderr
 	if pidns {
 		s.cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWNS}
@@ -217,6 +217,26 @@ func TestSupervise_ForwardsSignals(t *testing.T) {
 	}
 }
 
+// Options.Signals reaches the workload, SIGKILL included, which no
+// process can catch to forward; one queued before the start is delivered
+// once the workload runs.
+func TestSupervise_OptionsSignals_SIGKILLReachesWorkload(t *testing.T) {
+	t.Parallel()
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			s := newSupervisor(t, workloadSpec(t, "sleep", "1m"), Options{}, m.pidns)
+			s.cmd.Env = append(s.cmd.Env, signalEnv+"="+strconv.Itoa(int(unix.SIGKILL)))
+			if err := s.cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if r := s.wait(t); r.Status != 128+int(unix.SIGKILL) || r.Err != "" {
+				t.Errorf("Supervise = %d, %q; want %d", r.Status, r.Err, 128+int(unix.SIGKILL))
+			}
+		})
+	}
+}
+
 func TestSupervise_EnvDirArgvAsResolved(t *testing.T) {
 	t.Parallel()
 	spec := workloadSpec(t, "describe", "two words", "")
@@ -334,6 +354,9 @@ func TestSupervise_StartFailures_DockerStatuses(t *testing.T) {
 			status, err := Supervise(spec, Stdio{}, Options{Chroot: root})
 			if status != tt.want || err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("Supervise = %d, %v; want %d and an error mentioning %q", status, err, tt.want, tt.wantErr)
+			}
+			if se := (*StartError)(nil); !errors.As(err, &se) {
+				t.Errorf("Supervise error %v is not a *StartError", err)
 			}
 		})
 	}
