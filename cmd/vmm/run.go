@@ -175,12 +175,12 @@ func startRun(p *container.Prepared, spec container.Spec, consolePath string, st
 	go forwardSignals(run, sigs, stderr)
 
 	status, err := run.Wait(context.Background())
+	if os.Getenv("VMM_TRACE_STARTUP") != "" {
+		traceRun(stderr, run)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 		return statusRunFailed
-	}
-	if os.Getenv("VMM_TRACE_STARTUP") != "" {
-		traceRun(stderr, run)
 	}
 	return status
 }

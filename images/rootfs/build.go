@@ -25,7 +25,7 @@ func Build(ctx context.Context, img v1.Image, cacheDir string, opts Options) (st
 	if err != nil {
 		return "", Stats{}, fmt.Errorf("rootfs: list layers: %w", err)
 	}
-	srcs, err := layerSources(layers)
+	srcs, err := layerSources(layers, configDiffIDs(img))
 	if err != nil {
 		return "", Stats{}, fmt.Errorf("rootfs: %w", err)
 	}
@@ -60,6 +60,19 @@ func Build(ctx context.Context, img v1.Image, cacheDir string, opts Options) (st
 	}
 	st.Duration = time.Since(start)
 	return path, st, nil
+}
+
+// configDiffIDs returns the diff_ids the image's config lists, or nil.
+// They name the cache entry without reading a layer: asking a compressed
+// layer for its diff_id decompresses it whole (for every run of a cached
+// image). A build still checks every layer against its diff_id as it
+// reads it, so a config that lies fails there.
+func configDiffIDs(img v1.Image) []v1.Hash {
+	cf, err := img.ConfigFile()
+	if err != nil || cf == nil {
+		return nil
+	}
+	return cf.RootFS.DiffIDs
 }
 
 // cached reports whether the disk exists; only complete disks are ever

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/Microsoft/hcsshim/ext4/tar2ext4"
@@ -313,5 +314,85 @@ func TestWriteDisk_Failures_ReportCauseAndLeaveNothing(t *testing.T) {
 		if left, _ := os.ReadDir(dir); len(left) > 0 {
 			t.Errorf("%s: left %v behind", name, left)
 		}
+	}
+}
+
+// countingLayer counts reads of a layer's bytes, and asking it for its
+// diff_id, which reads a compressed layer whole.
+type countingLayer struct {
+	v1.Layer
+	reads *atomic.Int32
+}
+
+func (l countingLayer) DiffID() (v1.Hash, error) {
+	l.reads.Add(1)
+	return l.Layer.DiffID()
+}
+
+func (l countingLayer) Compressed() (io.ReadCloser, error) {
+	l.reads.Add(1)
+	return l.Layer.Compressed()
+}
+
+func (l countingLayer) Uncompressed() (io.ReadCloser, error) {
+	l.reads.Add(1)
+	return l.Layer.Uncompressed()
+}
+
+// imageWith is an image whose layers or config a test replaces.
+type imageWith struct {
+	v1.Image
+	layers []v1.Layer
+	config *v1.ConfigFile
+}
+
+func (i imageWith) Layers() ([]v1.Layer, error) { return i.layers, nil }
+func (i imageWith) ConfigFile() (*v1.ConfigFile, error) {
+	if i.config != nil {
+		return i.config, nil
+	}
+	return i.Image.ConfigFile()
+}
+
+// A cached disk is found from the config's diff_ids without reading a
+// layer: a compressed layer's DiffID decompresses it whole, which made
+// every run of a big image slow.
+func TestBuild_Cached_ReadsNoLayer(t *testing.T) {
+	img := imageOf(t, layersOf(t, tarOf(t, reg("f", noise(1, 1<<20))))...)
+	cache := t.TempDir()
+	if _, _, err := Build(context.Background(), img, cache, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	var reads atomic.Int32
+	layers, _ := img.Layers()
+	counted := imageWith{Image: img}
+	for _, l := range layers {
+		counted.layers = append(counted.layers, countingLayer{l, &reads})
+	}
+	if _, st, err := Build(context.Background(), counted, cache, Options{}); err != nil || !st.Cached {
+		t.Fatalf("second Build: cached %v, %v", st.Cached, err)
+	}
+	if n := reads.Load(); n != 0 {
+		t.Errorf("a cached Build read layers %d times, want 0", n)
+	}
+}
+
+// A config whose diff_ids do not match the layers fails the build; it
+// does not file a disk under the lie.
+func TestBuild_ConfigDiffIDsLie_Fails(t *testing.T) {
+	img := imageOf(t, layersOf(t, tarOf(t, reg("f", "x")))...)
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lie := cf.DeepCopy()
+	lie.RootFS.DiffIDs = []v1.Hash{{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}}
+	layers, _ := img.Layers()
+	cache := t.TempDir()
+	if _, _, err := Build(context.Background(), imageWith{Image: img, layers: layers, config: lie}, cache, Options{}); err == nil {
+		t.Fatal("Build accepted layers that do not match the config's diff_ids")
+	}
+	if disks, _ := filepath.Glob(filepath.Join(cache, "rootfs", diskFormat, "*.ext4")); len(disks) != 0 {
+		t.Errorf("disks left: %v", disks)
 	}
 }

@@ -26,7 +26,7 @@ type Stats struct {
 // survives, to copy it; every read is checked against the diff_id.
 // On error, what was written to w is incomplete and must be discarded.
 func Flatten(ctx context.Context, layers []v1.Layer, w io.Writer, opts Options) (Stats, error) {
-	srcs, err := layerSources(layers)
+	srcs, err := layerSources(layers, nil)
 	if err != nil {
 		return Stats{}, err
 	}

@@ -24,7 +24,10 @@ type source struct {
 	open   func() (io.ReadCloser, error)
 }
 
-func layerSources(layers []v1.Layer) ([]source, error) {
+// layerSources describes layers for reading, base first. diffIDs, when it
+// has one per layer (an image config's), gives their
+// diff_ids; otherwise each layer is asked, which may read it whole.
+func layerSources(layers []v1.Layer, diffIDs []v1.Hash) ([]source, error) {
 	srcs := make([]source, len(layers))
 	for i, l := range layers {
 		s := source{index: i, open: l.Uncompressed}
@@ -33,7 +36,9 @@ func layerSources(layers []v1.Layer) ([]source, error) {
 			return nil, &LayerError{Index: i, Err: fmt.Errorf("digest: %w", err)}
 		}
 		s.digest = d.String()
-		if s.diffID, err = l.DiffID(); err != nil {
+		if len(diffIDs) == len(layers) {
+			s.diffID = diffIDs[i]
+		} else if s.diffID, err = l.DiffID(); err != nil {
 			return nil, s.errorf("diff_id: %w", err)
 		}
 		srcs[i] = s
