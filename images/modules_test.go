@@ -224,3 +224,38 @@ func TestGuestinitInitramfsWithModules_HoldsInitModulesAndList(t *testing.T) {
 		}
 	}
 }
+
+// Once built, the archive is found through the index without reading the
+// modules again; an index entry whose archive is gone is rebuilt.
+func TestGuestinitInitramfsWithModules_IndexSkipsModules(t *testing.T) {
+	cache := t.TempDir()
+	k := Kernel{Version: "6.1.0-test", ModulesDir: fakeModulesTree(t)}
+	a, err := GuestinitInitramfsWithModules(context.Background(), cache, k, GuestModules())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := k.ModulesDir + ".moved"
+	if err := os.Rename(k.ModulesDir, gone); err != nil {
+		t.Fatal(err)
+	}
+	b, err := GuestinitInitramfsWithModules(context.Background(), cache, k, GuestModules())
+	if err != nil || b != a {
+		t.Fatalf("second call without the modules tree: %s, %v; want the cached %s", b, err, a)
+	}
+	if err := os.Remove(a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := GuestinitInitramfsWithModules(context.Background(), cache, k, GuestModules()); err == nil {
+		t.Fatal("an index entry without its archive was trusted")
+	}
+	if err := os.Rename(gone, k.ModulesDir); err != nil {
+		t.Fatal(err)
+	}
+	c, err := GuestinitInitramfsWithModules(context.Background(), cache, k, GuestModules())
+	if err != nil || c != a {
+		t.Fatalf("rebuild: %s, %v; want %s again", c, err, a)
+	}
+	if _, err := os.Stat(c); err != nil {
+		t.Fatal(err)
+	}
+}
