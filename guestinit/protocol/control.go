@@ -24,6 +24,9 @@ const (
 	PortStdout  = "vmm.stdout"
 	PortStderr  = "vmm.stderr"
 	PortControl = "vmm.control"
+	// PortAgent carries guest commands and file copies (package
+	// guestinit/agent) when the host adds it.
+	PortAgent = "vmm.agent"
 )
 
 // RootfsDevice is the image's read-only disk in the guest: `vmm run`
