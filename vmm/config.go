@@ -24,7 +24,8 @@ type Config struct {
 
 	// Disks are virtio-blk devices, in order: the first is /dev/vda.
 	Disks []Disk
-	// NICs are virtio-net devices on TAP interfaces, in order (eth0 first).
+	// NICs are virtio-net devices on TAP interfaces or switch sockets, in
+	// order (eth0 first).
 	NICs []NIC
 	// RNG adds a virtio-rng device fed by the host's getrandom.
 	RNG bool
@@ -98,13 +99,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: %d network devices; at most %d", ErrConfig, len(c.NICs), MaxNICs)
 	}
 	for i, n := range c.NICs {
-		if err := checkIfName(n.TAP); err != nil {
+		if err := n.check(); err != nil {
 			return fmt.Errorf("%w: network device %d: %w", ErrConfig, i, err)
-		}
-		if n.MAC != nil {
-			if err := checkMAC(n.MAC); err != nil {
-				return fmt.Errorf("%w: network device %d: %w", ErrConfig, i, err)
-			}
 		}
 	}
 	if len(c.Ports) > MaxPorts {

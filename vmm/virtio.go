@@ -225,24 +225,29 @@ func (m *Machine) addConfiguredVirtio() error {
 	return nil
 }
 
-// addNIC attaches a virtio-net device to the TAP the NIC names.
+// addNIC attaches a virtio-net device to the TAP or the switch socket the
+// NIC names.
 func (m *Machine) addNIC(i int, nic NIC) error {
-	tap, err := vnet.OpenTAP(nic.TAP)
+	mac, err := nic.mac(rand.Reader)
 	if err != nil {
 		return fmt.Errorf("network device %d: %w", i, err)
 	}
-	var mac vnet.MAC
-	if nic.MAC != nil {
-		copy(mac[:], nic.MAC)
-	} else if mac, err = vnet.RandomMAC(rand.Reader); err != nil {
-		tap.Close()
+	var backend vnet.Backend
+	label := nic.TAP
+	if nic.Socket != "" {
+		label = "switch " + nic.Socket
+		backend, err = vnet.OpenSocket(nic.Socket, mac[:])
+	} else {
+		backend, err = vnet.OpenTAP(nic.TAP)
+	}
+	if err != nil {
 		return fmt.Errorf("network device %d: %w", i, err)
 	}
 	name := fmt.Sprintf("virtio-net%d", i)
-	sink := &errorSink{log: m.cfg.Log, name: name + " (" + nic.TAP + ")"}
-	dev, err := vnet.New(tap, vnet.Options{MAC: mac, OnError: sink.report})
+	sink := &errorSink{log: m.cfg.Log, name: name + " (" + label + ")"}
+	dev, err := vnet.New(backend, vnet.Options{MAC: mac, OnError: sink.report})
 	if err != nil {
-		tap.Close()
+		backend.Close()
 		return fmt.Errorf("network device %d: %w", i, err)
 	}
 	m.undo.add(dev.Close)

@@ -53,7 +53,7 @@ func bootFlags(stderr io.Writer) (*pflag.FlagSet, *bootOptions) {
 	fs.IntVar(&o.cpus, "cpus", 1, "number of vCPUs")
 	fs.StringArrayVar(&o.disks, "disk", nil, "virtio-blk disk `PATH[,ro]` backed by a file (repeatable; the first is /dev/vda)")
 	fs.StringArrayVar(&o.ports, "port", nil, "named virtio-console port: `NAME[,out=FILE][,in=FILE]`: what the guest writes goes to FILE (created), the guest reads in=FILE (repeatable)")
-	fs.StringArrayVar(&o.nets, "net", nil, "virtio-net device on a TAP interface: `tap=NAME[,mac=MAC]` (repeatable; the first is eth0; the TAP is created if missing)")
+	fs.StringArrayVar(&o.nets, "net", nil, "virtio-net device: `tap=NAME|socket=PATH[,mac=MAC]`, on a TAP interface (created if missing) or on the L2 switch listening at the unix socket PATH (repeatable; the first is eth0)")
 	fs.BoolVar(&o.rng, "rng", true, "add a virtio-rng device fed by the host's getrandom")
 	fs.StringVar(&o.compat, "compat", "auto", "compatibility `profile`: auto (software-kvm on a software-only KVM host), software-kvm, or off; see docs/software-kvm.md")
 	return fs, o

@@ -2,7 +2,8 @@
 // receive queue and a transmit queue, no control queue, and a Backend
 // that moves packets to the host: a TAP with IFF_VNET_HDR, which reads
 // and writes the virtio-net header itself, so checksum and segmentation
-// offloads pass through untouched.
+// offloads pass through untouched; or a Socket to a switch, which
+// carries plain frames, so the device offers no offloads over it.
 //
 // Transmit runs in Notify on the transport's goroutine. Receive runs on a
 // goroutine of its own, started by Activate and stopped by Reset, that
@@ -64,6 +65,7 @@ type Device struct {
 	queueMax uint16
 	config   [ConfigSize]byte
 	onError  func(error)
+	features uint64 // offered: offeredFeatures less what the backend cannot carry
 	stats    counters
 	txBuf    []byte // MaxPacketSize bytes: a transmitted packet, copied out of the chain
 	rxBuf    []byte // MaxPacketSize+1 bytes: the packet being received
@@ -98,6 +100,7 @@ func New(backend Backend, opts Options) (*Device, error) {
 		backend:  backend,
 		queueMax: size,
 		config:   buildConfig(opts.MAC),
+		features: backendFeatures(backend),
 		onError:  opts.OnError,
 		txBuf:    make([]byte, MaxPacketSize),
 		rxBuf:    make([]byte, MaxPacketSize+1),
@@ -108,9 +111,49 @@ func New(backend Backend, opts Options) (*Device, error) {
 // ID is virtio.IDNet.
 func (d *Device) ID() uint16 { return virtio.IDNet }
 
-// Features offers checksum and TCP segmentation offload both ways,
-// mergeable receive buffers, the MAC address and the link status.
-func (d *Device) Features() uint64 { return offeredFeatures }
+// Features offers checksum and TCP segmentation offload both ways (those
+// the backend can carry), mergeable receive buffers, the MAC address and
+// the link status.
+func (d *Device) Features() uint64 { return d.features }
+
+// Offloader is a Backend that says which offload feature bits it can
+// carry; the device offers the driver no others. A Backend that is not an
+// Offloader carries them all, as a TAP does.
+type Offloader interface {
+	// Offloads returns the offload bits (VIRTIO_NET_F_CSUM, GUEST_CSUM
+	// and the TSO bits, each way) the backend honours.
+	Offloads() uint64
+}
+
+// offloadFeatures are the offered bits that need the backend to read or
+// write the virtio-net header's checksum and GSO fields.
+const offloadFeatures = FeatureCsum | FeatureGuestCsum |
+	FeatureGuestTSO4 | FeatureGuestTSO6 | FeatureGuestECN |
+	FeatureHostTSO4 | FeatureHostTSO6 | FeatureHostECN
+
+// backendFeatures is offeredFeatures without the offloads backend cannot
+// carry, nor those that depend on them (§5.1.3.1: TSO needs the checksum
+// offload of its direction, ECN needs TSO).
+func backendFeatures(backend Backend) uint64 {
+	o, ok := backend.(Offloader)
+	if !ok {
+		return offeredFeatures
+	}
+	f := offeredFeatures &^ (offloadFeatures &^ o.Offloads())
+	if f&FeatureGuestCsum == 0 {
+		f &^= FeatureGuestTSO4 | FeatureGuestTSO6
+	}
+	if f&(FeatureGuestTSO4|FeatureGuestTSO6) == 0 {
+		f &^= FeatureGuestECN
+	}
+	if f&FeatureCsum == 0 {
+		f &^= FeatureHostTSO4 | FeatureHostTSO6
+	}
+	if f&(FeatureHostTSO4|FeatureHostTSO6) == 0 {
+		f &^= FeatureHostECN
+	}
+	return f
+}
 
 // QueueMaxSizes is receiveq1 and transmitq1 (§5.1.2).
 func (d *Device) QueueMaxSizes() []uint16 { return []uint16{d.queueMax, d.queueMax} }

@@ -168,3 +168,35 @@ func TestRandomMAC(t *testing.T) {
 		t.Error("RandomMAC from an empty source succeeded")
 	}
 }
+
+// offloadBackend is a fakeBackend that carries only some offloads.
+type offloadBackend struct {
+	*fakeBackend
+	offloads uint64
+}
+
+func (b offloadBackend) Offloads() uint64 { return b.offloads }
+
+// TestDevice_BackendOffloads: the device offers only the offloads its
+// backend carries, and drops those whose prerequisite is gone (§5.1.3.1).
+func TestDevice_BackendOffloads(t *testing.T) {
+	const rest = net.FeatureMAC | net.FeatureMrgRxbuf | net.FeatureStatus
+	tests := []struct {
+		offloads, want uint64
+	}{
+		{0, rest},
+		{net.FeatureCsum | net.FeatureHostTSO4, rest | net.FeatureCsum | net.FeatureHostTSO4},
+		{net.FeatureGuestTSO4 | net.FeatureGuestECN | net.FeatureHostECN, rest},   // TSO without checksum, ECN without TSO
+		{net.FeatureGuestCsum | net.FeatureGuestECN, rest | net.FeatureGuestCsum}, // ECN without TSO
+		{^uint64(0), rest | net.FeatureCsum | net.FeatureGuestCsum | net.FeatureGuestTSO4 | net.FeatureGuestTSO6 | net.FeatureGuestECN | net.FeatureHostTSO4 | net.FeatureHostTSO6 | net.FeatureHostECN},
+	}
+	for _, tt := range tests {
+		dev, err := net.New(offloadBackend{newFakeBackend(), tt.offloads}, net.Options{MAC: testMAC})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := dev.Features(); got != tt.want {
+			t.Errorf("backend offloads %#x: Features = %#x, want %#x", tt.offloads, got, tt.want)
+		}
+	}
+}
