@@ -2,6 +2,7 @@
 //
 //	vmm boot --kernel K [--initrd I] [--cmdline S] [--memory 512M] [--cpus 1]
 //	vmm run [FLAGS] IMAGE [CMD...]
+//	vmm lab FILE
 //	vmm pull IMAGE | vmm images | vmm rmi IMAGE
 //	vmm doctor [--json]
 //	vmm version
@@ -28,6 +29,7 @@ func commands() []command {
 	return []command{
 		{"boot", "boot a kernel (bzImage) in a new VM, with the serial console on this terminal", runBoot},
 		{"run", "run a container image's workload in its own micro-VM, like docker run", runRun},
+		{"lab", "bring up the VMs and networks a lab file describes, output prefixed by VM name", runLab},
 		{"pull", "fetch a container image into the local store (registry, oci-layout:DIR[:TAG], docker-archive:FILE)", runPull},
 		{"images", "list the images in the local store", runImages},
 		{"rmi", "remove an image from the local store", runRmi},
@@ -84,10 +86,12 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "boot":
 		fs, _ := bootFlags(stderr)
-		fmt.Fprintf(stdout, "Usage: vmm boot --kernel K [--initrd I] [--cmdline S] [--memory 512M] [--cpus 1] [--disk PATH[,ro]]... [--net tap=NAME[,mac=MAC]]...\n\n%s\n%s", fs.FlagUsages(), bootHelpTail)
+		fmt.Fprintf(stdout, "Usage: vmm boot --kernel K [--initrd I] [--cmdline S] [--memory 512M] [--cpus 1] [--disk PATH[,ro]]... [--net tap=NAME|socket=PATH[,mac=MAC]]...\n\n%s\n%s", fs.FlagUsages(), bootHelpTail)
 	case "run":
 		fs, _ := runFlags(stderr)
 		fmt.Fprintf(stdout, "Usage: vmm run [FLAGS] IMAGE [COMMAND [ARG...]]\n\n%s\n%s", fs.FlagUsages(), runHelpTail)
+	case "lab":
+		fmt.Fprintf(stdout, "Usage: vmm lab FILE\n\n%s", labHelpTail)
 	case "doctor":
 		fs, _ := doctorFlags(stderr)
 		fmt.Fprintf(stdout, "Usage: vmm doctor [--json]\n\n%s", fs.FlagUsages())

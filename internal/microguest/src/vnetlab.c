@@ -7,6 +7,9 @@
  *   send=MAC    send one unicast frame to MAC, "ping from <mac>"
  *   reply       answer every ping addressed to this station with a
  *               unicast "pong from <mac>" to its source
+ *   delay=MS    wait MS milliseconds after "ready" before sending (in a lab
+ *               the other stations' VMs start at the same time)
+ *   listen=MS   listen MS milliseconds instead of 30 s
  *
  * Sends happen in command-line order, after "ready". Every frame is
  * EtherType 0x88b5 (IEEE local experimental), with no padding. It prints
@@ -221,14 +224,36 @@ static void do_sends(const char *cl)
 	}
 }
 
+/* option returns the number after the word "name=" on the command
+ * line, or def when there is none. */
+static u64 option(const char *cl, const char *name, u64 def)
+{
+	for (const char *p = cl; *p;) {
+		if (starts(p, name)) {
+			u64 v = 0;
+			const char *q = p;
+			while (*q && *q != '=')
+				q++;
+			for (q++; *q >= '0' && *q <= '9'; q++)
+				v = v * 10 + (u64)(*q - '0');
+			return v;
+		}
+		while (*p && *p != ' ')
+			p++;
+		while (*p == ' ')
+			p++;
+	}
+	return def;
+}
+
 /* listen prints frames and answers pings until 'q' on the console or
- * LISTEN_MS pass; it returns 1 for 'q'. */
-static int listen(int reply, u64 *count)
+ * ms milliseconds pass; it returns 1 for 'q'. */
+static int listen(int reply, u64 ms, u64 *count)
 {
 	struct virtq_used_elem e;
 	struct pm_clock c;
 	pm_clock_start(&c);
-	while (pm_clock_ms(&c) < LISTEN_MS) {
+	while (pm_clock_ms(&c) < ms) {
 		if ((inb(COM1_LSR) & LSR_DR) && inb(COM1_RBR) == 'q')
 			return 1;
 		if (!vq_used(&vqs[RXQ], &e))
@@ -274,10 +299,17 @@ int main(const u8 *boot_params)
 	for (u16 i = 0; i < RXBUFS; i++)
 		post_rx(i);
 	uart_puts("vnetlab: ready\n");
+	u64 delay = option(cl, "delay=", 0);
+	if (delay) {
+		struct pm_clock c;
+		pm_clock_start(&c);
+		while (pm_clock_ms(&c) < delay)
+			;
+	}
 	do_sends(cl);
 
 	u64 count = 0;
-	int quit = listen(has_word(cl, "reply"), &count);
+	int quit = listen(has_word(cl, "reply"), option(cl, "listen=", LISTEN_MS), &count);
 	uart_puts(quit ? "vnetlab: done, " : "vnetlab: timeout, ");
 	uart_dec(count);
 	uart_puts(" received\n");
