@@ -2,9 +2,12 @@
 // filesystems, loads the kernel modules the host put in the initramfs and
 // prints a marker line the host looks for. Then, when the host put a run
 // config in the initramfs, it runs the container workload the config
-// describes (run mode, Runner) and reports its exit status; otherwise it
-// runs the device checks the kernel command line asks for. Either way it
-// powers the machine off at the end.
+// describes (run mode, Runner) and reports its exit status, serving the
+// guest agent alongside when the host added its port; when the command
+// line has agent.KernelFlag, it serves the agent until the host asks for
+// power-off (agent mode, AgentMode); otherwise it runs the device checks
+// the kernel command line asks for. Every way it powers the machine off at
+// the end.
 //
 // What the host and guestinit agree on (the module list, the vmm.check
 // command-line options and the result lines, the run config, the ports
@@ -48,6 +51,11 @@ type Ops struct {
 	// RunWorkload runs it and powers off; it returns only when that
 	// fails.
 	RunWorkload func(console io.Writer) error
+	// AgentMode reports whether the command line asks for agent mode
+	// (agent.KernelFlag); ServeAgent serves the agent until the host asks
+	// for power-off, and powers off. Nil AgentMode means no.
+	AgentMode  func() bool
+	ServeAgent func(console io.Writer) error
 }
 
 // LinuxOps returns the real Ops.
@@ -61,6 +69,8 @@ func LinuxOps() Ops {
 		PowerOff:    powerOff,
 		RunMode:     func() bool { return wantRunMode(procCmdline(), runConfigPresent()) },
 		RunWorkload: func(console io.Writer) error { return NewRunner(console).Run() },
+		AgentMode:   func() bool { return wantAgentMode(procCmdline()) },
+		ServeAgent:  func(console io.Writer) error { return NewAgentMode(console).Run() },
 	}
 }
 
@@ -82,8 +92,8 @@ func runConfigPresent() bool {
 }
 
 // Run mounts mounts in order, loads modules, prints the marker line to
-// console, then runs the workload in run mode or the checks otherwise, and
-// powers off. On success PowerOff does not return. A module that fails to load is reported on the console but does
+// console, then runs the workload in run mode, serves the agent in agent
+// mode or runs the checks otherwise, and powers off. On success PowerOff does not return. A module that fails to load is reported on the console but does
 // not stop the boot: the device it drives is then missing, which a check
 // or the workload reports more usefully than a kernel panic would.
 func Run(console io.Writer, ops Ops, mounts []Mount) error {
@@ -107,6 +117,9 @@ func Run(console io.Writer, ops Ops, mounts []Mount) error {
 	}
 	if ops.RunMode() {
 		return ops.RunWorkload(console)
+	}
+	if ops.AgentMode != nil && ops.AgentMode() {
+		return ops.ServeAgent(console)
 	}
 	ops.Check(console)
 	if err := ops.PowerOff(); err != nil {

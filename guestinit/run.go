@@ -130,7 +130,10 @@ func (r *Runner) runWorkload(cfg protocol.RunConfig, ports *runPorts) (int, erro
 	// before the workload starts waits in the channel until it runs.
 	signals := make(chan os.Signal, 16)
 	go serveControl(ports.control, r.logf, signals, term.resize)
-	status, err := workload.Supervise(spec, stdio, workload.Options{Chroot: r.Root, KillOthers: true, Signals: signals})
+	// The agent's programs are children too: Supervise reaps for them.
+	children := workload.NewChildren()
+	r.startAgent(spec, children)
+	status, err := workload.Supervise(spec, stdio, workload.Options{Chroot: r.Root, KillOthers: true, Signals: signals, Children: children})
 	if term != nil {
 		if err := term.drain(terminalDrainWait); err != nil {
 			r.logf("%v", err)

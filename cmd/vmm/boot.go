@@ -20,6 +20,7 @@ import (
 	"github.com/vmm-dev/vmm/kvm"
 	"github.com/vmm-dev/vmm/vmm"
 	"github.com/vmm-dev/vmm/vmm/doctor"
+	"github.com/vmm-dev/vmm/vmm/msgbridge"
 )
 
 const bootHelpTail = `The guest's serial console (COM1) is this process's stdin and stdout.
@@ -52,7 +53,7 @@ func bootFlags(stderr io.Writer) (*pflag.FlagSet, *bootOptions) {
 	fs.StringVar(&o.memory, "memory", "512M", "guest RAM `size` (K, M, G suffixes)")
 	fs.IntVar(&o.cpus, "cpus", 1, "number of vCPUs")
 	fs.StringArrayVar(&o.disks, "disk", nil, "virtio-blk disk `PATH[,ro]` backed by a file (repeatable; the first is /dev/vda)")
-	fs.StringArrayVar(&o.ports, "port", nil, "named virtio-console port: `NAME[,out=FILE][,in=FILE]`: what the guest writes goes to FILE (created), the guest reads in=FILE (repeatable)")
+	fs.StringArrayVar(&o.ports, "port", nil, "named virtio-console port: `NAME[,out=FILE][,in=FILE]` (what the guest writes goes to FILE, created; the guest reads in=FILE) or NAME,socket=PATH (agent frames, one per message, on a unix SOCK_SEQPACKET socket vmm creates at PATH: the guest agent's vmm.agent port) (repeatable)")
 	fs.StringArrayVar(&o.nets, "net", nil, "virtio-net device: `tap=NAME|socket=PATH[,mac=MAC]`, on a TAP interface (created if missing) or on the L2 switch listening at the unix socket PATH (repeatable; the first is eth0)")
 	fs.BoolVar(&o.rng, "rng", true, "add a virtio-rng device fed by the host's getrandom")
 	fs.StringVar(&o.compat, "compat", "auto", "compatibility `profile`: auto (software-kvm on a software-only KVM host), software-kvm, or off; see docs/software-kvm.md")
@@ -105,7 +106,7 @@ func runBoot(args []string, stdout, stderr io.Writer) int {
 		}
 		nics = append(nics, n)
 	}
-	ports, closePorts, err := openPorts(o.ports)
+	ports, closePorts, err := openPorts(o.ports, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm boot: --port: %v\n", err)
 		return vmm.StatusUsage
@@ -265,23 +266,27 @@ func parseDisks(specs []string) ([]vmm.Disk, error) {
 	return disks, nil
 }
 
-// openPorts reads --port values, NAME[,out=FILE][,in=FILE], and opens their
-// files; the returned function closes them after the run.
-func openPorts(specs []string) ([]vmm.Port, func(), error) {
+// openPorts reads --port values, NAME[,out=FILE][,in=FILE] or
+// NAME,socket=PATH, and opens their files and sockets; the returned
+// function closes them after the run, removing the sockets. Bridge
+// warnings go to log.
+func openPorts(specs []string, log io.Writer) ([]vmm.Port, func(), error) {
 	var ports []vmm.Port
-	var files []*os.File
+	var closers []io.Closer
 	closeAll := func() {
-		for _, f := range files {
-			f.Close()
+		for _, c := range closers {
+			c.Close()
 		}
 	}
+	const usage = "use NAME[,out=FILE][,in=FILE] or NAME,socket=PATH"
 	for _, spec := range specs {
 		name, opts, _ := strings.Cut(spec, ",")
 		if name == "" {
 			closeAll()
-			return nil, nil, fmt.Errorf("%q names no port: use NAME[,out=FILE][,in=FILE]", spec)
+			return nil, nil, fmt.Errorf("%q names no port: %s", spec, usage)
 		}
 		p := vmm.Port{Name: name}
+		var socket string
 		for _, o := range strings.Split(opts, ",") {
 			key, file, _ := strings.Cut(o, "=")
 			var f *os.File
@@ -295,15 +300,31 @@ func openPorts(specs []string) ([]vmm.Port, func(), error) {
 			case key == "in" && file != "":
 				f, err = os.Open(file)
 				p.In = f
+			case key == "socket" && file != "" && socket == "":
+				socket = file
+				continue
 			default:
 				closeAll()
-				return nil, nil, fmt.Errorf("%q: unknown option %q: use NAME[,out=FILE][,in=FILE]", spec, o)
+				return nil, nil, fmt.Errorf("%q: unknown option %q: %s", spec, o, usage)
 			}
 			if err != nil {
 				closeAll()
 				return nil, nil, fmt.Errorf("port %s: %w", name, err)
 			}
-			files = append(files, f)
+			closers = append(closers, f)
+		}
+		if socket != "" {
+			if p.In != nil || p.Out != nil {
+				closeAll()
+				return nil, nil, fmt.Errorf("%q: socket= carries both directions: it goes without in= and out=", spec)
+			}
+			b, err := msgbridge.Listen(socket, msgbridge.Options{Log: log})
+			if err != nil {
+				closeAll()
+				return nil, nil, fmt.Errorf("port %s: %w", name, err)
+			}
+			closers = append(closers, b)
+			p.In, p.Out = b.In(), b.Out()
 		}
 		ports = append(ports, p)
 	}

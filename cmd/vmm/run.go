@@ -21,6 +21,7 @@ import (
 	"github.com/vmm-dev/vmm/vmm"
 	"github.com/vmm-dev/vmm/vmm/container"
 	"github.com/vmm-dev/vmm/vmm/doctor"
+	"github.com/vmm-dev/vmm/vmm/msgbridge"
 )
 
 // Exit statuses of `vmm run` that are not the workload's, as docker run's.
@@ -52,6 +53,7 @@ type runOptions struct {
 	memory, kernel, initrd  string
 	compat, console         string
 	disks, nets             []string
+	agent                   string
 }
 
 func runFlags(stderr io.Writer) (*pflag.FlagSet, *runOptions) {
@@ -77,6 +79,7 @@ func runFlags(stderr io.Writer) (*pflag.FlagSet, *runOptions) {
 	fs.StringVar(&o.initrd, "initrd", "", "use this guestinit `initramfs` as the base the run's config is appended to")
 	fs.StringVar(&o.compat, "compat", "auto", "compatibility `profile`: auto, software-kvm or off (see vmm help boot)")
 	fs.StringVar(&o.console, "console", "", "save the guest's serial console (kernel messages) to `FILE`")
+	fs.StringVar(&o.agent, "agent", "", "serve the guest agent (exec, file copies) on a unix SOCK_SEQPACKET socket vmm creates at `PATH` (package guestinit/agent's Dial)")
 	return fs, o
 }
 
@@ -137,12 +140,22 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 			return statusRunFailed
 		}
 	}
-	return startRun(p, spec, o.console, stdout, stderr)
+	var extra []vmm.Port
+	if o.agent != "" {
+		b, err := msgbridge.Listen(o.agent, msgbridge.Options{Log: stderr})
+		if err != nil {
+			fmt.Fprintf(stderr, "vmm run: --agent: %v\n", err)
+			return statusRunFailed
+		}
+		defer b.Close()
+		extra = append(extra, vmm.Port{Name: protocol.PortAgent, In: b.In(), Out: b.Out()})
+	}
+	return startRun(p, spec, o.console, stdout, stderr, extra...)
 }
 
 // startRun boots the prepared run with this process's stdio and returns
 // the workload's exit status.
-func startRun(p *container.Prepared, spec container.Spec, consolePath string, stdout, stderr io.Writer) int {
+func startRun(p *container.Prepared, spec container.Spec, consolePath string, stdout, stderr io.Writer, extra ...vmm.Port) int {
 	stdio := container.Stdio{Stdin: os.Stdin, Stdout: stdout, Stderr: stderr, Log: stderr}
 	if consolePath != "" {
 		f, err := os.Create(consolePath)
@@ -163,7 +176,7 @@ func startRun(p *container.Prepared, spec container.Spec, consolePath string, st
 		}
 		defer restore()
 	}
-	run, err := container.Start(p, stdio)
+	run, err := container.Start(p, stdio, extra...)
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm run: %s\n", explain(err))
 		return statusRunFailed

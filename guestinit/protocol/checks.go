@@ -139,6 +139,9 @@ var knownOptions = map[string]bool{
 	optCheck: true, optDiskDev: true, optDiskFSType: true, optDiskHash: true,
 	optDiskWrite: true, optDiskData: true, optNetIf: true, optNetAddr: true,
 	optNetGw: true, optNetPort: true, optNetFile: true, optNetTimeout: true,
+	// vmm.agent=1 selects guestinit's agent mode (package guestinit/agent);
+	// the checks only have to accept it.
+	"vmm.agent": true,
 }
 
 func parseDisk(opts map[string]string) *DiskCheck {

@@ -15,10 +15,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The tests re-execute this test binary in two roles, chosen by roleEnv:
-// a supervisor, which calls Supervise as guestinit would and writes what
-// happened to resultEnv's file; and a workload, which does what its
-// arguments say.
+// The tests re-execute this test binary in three roles, chosen by
+// roleEnv: a supervisor, which calls Supervise as guestinit would and
+// writes what happened to resultEnv's file; a workload, which does what
+// its arguments say; and children (children_test.go), which starts
+// children through Children around and during a Supervise.
 const (
 	roleEnv   = "VMM_WORKLOAD_TEST_ROLE"
 	specEnv   = "VMM_WORKLOAD_TEST_SPEC"
@@ -48,6 +49,8 @@ func helperMain() (int, bool) {
 		return supervisorMain(), true
 	case "workload":
 		return workloadMain(os.Args[1:]), true
+	case "children":
+		return childrenMain(), true
 	}
 	return 0, false
 }
@@ -61,17 +64,8 @@ func supervisorMain() int {
 	if err := json.Unmarshal([]byte(os.Getenv(optsEnv)), &opts); err != nil {
 		return fail("options: %v", err)
 	}
-	if os.Getpid() == 1 {
-		// PID 1 of a new PID namespace: give it its own /proc, in its own
-		// mount namespace made private first so nothing leaks to the host.
-		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-			return fail("make mounts private: %v", err)
-		}
-		if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-			return fail("mount proc: %v", err)
-		}
-	} else if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return fail("become a subreaper: %v", err)
+	if err := becomeReaper(); err != nil {
+		return fail("%v", err)
 	}
 	if n, err := strconv.Atoi(os.Getenv(signalEnv)); err == nil {
 		sigs := make(chan os.Signal, 1)
@@ -89,6 +83,26 @@ func supervisorMain() int {
 		return fail("write result: %v", err)
 	}
 	return 0
+}
+
+// becomeReaper makes this process the one orphans come to: as PID 1 of a
+// new PID namespace it gets its own /proc, in its own mount namespace made
+// private first so nothing leaks to the host; elsewhere it becomes a child
+// subreaper.
+func becomeReaper() error {
+	if os.Getpid() != 1 {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("become a subreaper: %w", err)
+		}
+		return nil
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make mounts private: %w", err)
+	}
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mount proc: %w", err)
+	}
+	return nil
 }
 
 func fail(format string, args ...any) int {

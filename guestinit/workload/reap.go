@@ -28,8 +28,9 @@ type reaped struct {
 
 // reapAll reaps every child that has exited, without blocking. One
 // wait4(-1) loop reaps all of them, the workload included, so no other
-// waiter can race it for the workload's status.
-func reapAll(workload int) (reaped, error) {
+// waiter can race it for the workload's status; the exits of children
+// started through children go to their waiters.
+func reapAll(workload int, children *Children) (reaped, error) {
 	var r reaped
 	for {
 		var ws unix.WaitStatus
@@ -46,6 +47,8 @@ func reapAll(workload int) (reaped, error) {
 			return r, nil
 		case pid == workload:
 			r.status, r.exited = exitStatus(ws), true
+		default:
+			children.exited(pid, ws)
 		}
 	}
 }
@@ -53,9 +56,9 @@ func reapAll(workload int) (reaped, error) {
 // waitWorkload reaps children and forwards signals, those this process
 // receives (sigs) and those sent to it (extra), until the workload has
 // exited, and returns its status.
-func waitWorkload(proc *os.Process, sigs, extra <-chan os.Signal) (int, error) {
+func waitWorkload(proc *os.Process, sigs, extra <-chan os.Signal, children *Children) (int, error) {
 	for {
-		r, err := reapAll(proc.Pid)
+		r, err := reapAll(proc.Pid, children)
 		if err != nil {
 			return 0, err
 		}
@@ -88,14 +91,14 @@ func waitWorkload(proc *os.Process, sigs, extra <-chan os.Signal) (int, error) {
 
 // killOthers kills every process but this one, as the kernel does to a
 // PID namespace whose init exits, and reaps them all.
-func killOthers(sigs <-chan os.Signal) error {
+func killOthers(sigs <-chan os.Signal, children *Children) error {
 	if err := unix.Kill(-1, unix.SIGKILL); err != nil && err != unix.ESRCH {
 		return fmt.Errorf("kill every other process: %w", err)
 	}
 	deadline := time.NewTimer(killTimeout)
 	defer deadline.Stop()
 	for {
-		r, err := reapAll(-1)
+		r, err := reapAll(-1, children)
 		if err != nil || r.noChildren {
 			return err
 		}

@@ -40,6 +40,11 @@ type Options struct {
 	// way. One sent before the workload starts is delivered once it runs.
 	// Nil means none.
 	Signals <-chan os.Signal `json:"-"`
+	// Children are this process's other children, started and waited
+	// for by others (the guest agent's exec): Supervise hands their exits
+	// to their waiters instead of dropping them as orphans'. Nil means
+	// none.
+	Children *Children `json:"-"`
 }
 
 // StartError is Supervise's error when the workload could not be started:
@@ -72,7 +77,8 @@ func Forwarded() []os.Signal {
 //
 // Supervise owns all waiting for children while it runs: nothing else in
 // the process may wait for one (os/exec's Wait included), or it could take
-// the workload's status. Only one Supervise may run at a time.
+// the workload's status, except through Options.Children. Only one
+// Supervise may run at a time.
 //
 // On error the status is StatusNotFound or StatusCannotInvoke when the
 // program could not be started, as docker's, and StatusRunFailed otherwise.
@@ -94,12 +100,12 @@ func Supervise(spec Spec, stdio Stdio, opts Options) (int, error) {
 		return startStatus(err), &StartError{Spec: spec, Err: err}
 	}
 	defer proc.Release()
-	status, err := waitWorkload(proc, sigs, opts.Signals)
+	status, err := waitWorkload(proc, sigs, opts.Signals, opts.Children)
 	if err != nil {
 		return StatusRunFailed, err
 	}
 	if opts.KillOthers {
-		err = killOthers(sigs)
+		err = killOthers(sigs, opts.Children)
 	}
 	return status, err
 }

@@ -42,12 +42,13 @@ var sources embed.FS
 //	virtio       drives virtio-blk (GET_ID, read, write, flush) and virtio-rng over virtio-pci, polled
 //	vconsole     drives the multiport virtio console's ports vmm.stdin/stdout/stderr
 //	vrun         the guest end of vmm run's channel: stdio, control messages, exit status
+//	vloop        opens the console port vmm.agent and writes back every byte it receives
 //	vnetlab      a station on a netswitch segment: sends, prints and answers frames as its cmdline says
 //
 // Each file's header comment gives its exact output.
 func Guests() []string { return slices.Clone(guests) }
 
-var guests = []string{"hello", "bootinfo", "echo", "highmem", "reset", "triplefault", "unhandled", "cpuid", "acpi", "pci", "virtio", "virtioirq", "virtionet", "vconsole", "vrun", "smp", "vnetlab"}
+var guests = []string{"hello", "bootinfo", "echo", "highmem", "reset", "triplefault", "unhandled", "cpuid", "acpi", "pci", "virtio", "virtioirq", "virtionet", "vconsole", "vrun", "vloop", "smp", "vnetlab"}
 
 // fallbackGuests build like the others but run instructions a software KVM
 // cannot (int3, iretq, clac, stac), so they stay out of Guests(), whose

@@ -31,9 +31,10 @@ type Run struct {
 	started time.Time
 }
 
-// Start creates the machine for p with the run's ports. The caller sends
-// signals and window sizes through Channel while Wait runs.
-func Start(p *Prepared, stdio Stdio) (*Run, error) {
+// Start creates the machine for p with the run's ports, and extra ports
+// after them (such as the guest agent's, protocol.PortAgent). The caller
+// sends signals and window sizes through Channel while Wait runs.
+func Start(p *Prepared, stdio Stdio, extra ...vmm.Port) (*Run, error) {
 	withStdin := p.RunConfig.Interactive || p.RunConfig.TTY
 	var stdin io.Reader
 	if p.RunConfig.Interactive {
@@ -45,7 +46,7 @@ func Start(p *Prepared, stdio Stdio) (*Run, error) {
 		started: time.Now(),
 	}
 	cfg := p.Config
-	cfg.Ports = r.Channel.Ports()
+	cfg.Ports = append(r.Channel.Ports(), extra...)
 	cfg.Console = r.tail
 	if stdio.Console != nil {
 		cfg.Console = io.MultiWriter(r.tail, stdio.Console)
