@@ -24,9 +24,12 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vmm-dev/vmm/guestinit/agent"
 )
 
 // tailBytes is how much of the console and of stderr a failure shows.
@@ -43,16 +46,48 @@ type Config struct {
 	// NetNS runs the VMM inside this network namespace (`ip netns exec`),
 	// so its TAP devices and traffic stay there.
 	NetNS string
+
+	// Image runs an OCI image's workload with `vmm run` instead of
+	// booting Kernel: Cmd replaces the image's command and Env adds -e
+	// values. The VM's console is then the workload's stdout, Write feeds
+	// its stdin (vmm run -i), and Stderr carries the workload's stderr
+	// with vmm's own messages.
+	Image string
+	Cmd   []string
+	Env   []string
+	// Disks are extra virtio-blk disks, PATH or PATH,ro.
+	Disks []string
+	// NICs are network devices on switched segments (NewNetwork), eth0
+	// first.
+	NICs []NIC
+	// Agent adds the guest agent's port (guestinit serves it), bridged to
+	// a socket for Exec, PutFile and GetFile. An image's guest always has
+	// guestinit; a kernel VM needs the guestinit initramfs, and vmtest
+	// adds vmm.agent=1 to its command line.
+	Agent bool
 }
 
-// args is the vmm command line for c, without the program name.
-func (c Config) args() []string {
-	args := []string{"boot", "--kernel", c.Kernel}
-	if c.Initrd != "" {
-		args = append(args, "--initrd", c.Initrd)
-	}
-	if c.Cmdline != "" {
-		args = append(args, "--cmdline", c.Cmdline)
+// args is the vmm command line for c, without the program name; agent is
+// the agent socket's path when c.Agent is set.
+func (c Config) args(agent string) []string {
+	var args []string
+	if c.Image != "" {
+		args = []string{"run", "-i"}
+	} else {
+		args = []string{"boot", "--kernel", c.Kernel}
+		if c.Initrd != "" {
+			args = append(args, "--initrd", c.Initrd)
+		}
+		cmdline := c.Cmdline
+		if c.Agent {
+			if cmdline == "" {
+				cmdline = "console=ttyS0"
+			}
+			cmdline += " " + AgentCmdline
+		}
+		if cmdline != "" {
+			args = append(args, "--cmdline", cmdline)
+		}
 	}
 	if c.Memory != "" {
 		args = append(args, "--memory", c.Memory)
@@ -60,7 +95,32 @@ func (c Config) args() []string {
 	if c.CPUs != 0 {
 		args = append(args, "--cpus", strconv.Itoa(c.CPUs))
 	}
-	return append(args, c.Args...)
+	for _, d := range c.Disks {
+		args = append(args, "--disk", d)
+	}
+	for i, n := range c.NICs {
+		spec := "socket=" + n.Network.path + ",mac=" + n.MAC
+		if i == 0 && n.IP != "" && c.Image != "" {
+			spec += ",ip=" + n.IP
+		}
+		args = append(args, "--net", spec)
+	}
+	if c.Agent {
+		if c.Image != "" {
+			args = append(args, "--agent", agent)
+		} else {
+			args = append(args, "--port", agentPort+",socket="+agent)
+		}
+	}
+	args = append(args, c.Args...)
+	if c.Image != "" {
+		for _, e := range c.Env {
+			args = append(args, "-e", e)
+		}
+		args = append(args, c.Image)
+		args = append(args, c.Cmd...)
+	}
+	return args
 }
 
 // VM is a running (or finished) vmm process.
@@ -71,6 +131,10 @@ type VM struct {
 	console *stream
 	stderr  *stream
 	cursor  int // console offset where the next Expect starts looking
+
+	agentPath string // the agent socket, when Config.Agent
+	agentMu   sync.Mutex
+	agent     *agent.Client
 
 	done chan struct{} // closed once the process has exited and its output is in
 	code int           // exit status, valid after done; -1 if killed by a signal
@@ -89,13 +153,19 @@ type Result struct {
 // are logged.
 func Start(t testing.TB, cfg Config) *VM {
 	t.Helper()
-	bin, args := Binary(t), cfg.args()
+	var agent string
+	if cfg.Agent {
+		agent = agentSocket(t)
+	}
+	bin, args := Binary(t), cfg.args(agent)
 	if cfg.NetNS != "" {
 		// ip execs the VMM in place, so signals and the exit status are its.
 		args = append([]string{"netns", "exec", cfg.NetNS, bin}, args...)
 		bin = "ip"
 	}
-	return start(t, bin, args)
+	vm := start(t, bin, args)
+	vm.agentPath = agent
+	return vm
 }
 
 // Run boots a VM, waits up to timeout for it to end and returns what it
