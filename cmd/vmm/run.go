@@ -52,7 +52,7 @@ type runOptions struct {
 	cpus                    int
 	memory, kernel, initrd  string
 	compat, console         string
-	disks, nets             []string
+	disks, nets, addHosts   []string
 	agent                   string
 }
 
@@ -74,7 +74,8 @@ func runFlags(stderr io.Writer) (*pflag.FlagSet, *runOptions) {
 	fs.IntVar(&o.cpus, "cpus", 1, "number of vCPUs")
 	fs.StringVar(&o.memory, "memory", "512M", "guest RAM `size` (K, M, G suffixes)")
 	fs.StringArrayVar(&o.disks, "disk", nil, "extra virtio-blk disk `PATH[,ro]` (repeatable; the image's own disk is /dev/vda)")
-	fs.StringArrayVar(&o.nets, "net", nil, "virtio-net on a TAP, `SPEC` tap=NAME[,mac=MAC][,ip=A.B.C.D/N][,gw=A.B.C.D]; ip and gw configure the first one in the guest (repeatable)")
+	fs.StringArrayVar(&o.nets, "net", nil, "virtio-net device, `SPEC` tap=NAME|socket=PATH[,mac=MAC][,ip=A.B.C.D/N][,gw=A.B.C.D]: on a TAP or on the L2 switch at PATH (vmm lab, vmtest); ip and gw configure the first one in the guest (repeatable)")
+	fs.StringArrayVar(&o.addHosts, "add-host", nil, "add `NAME:IP` to the guest's /etc/hosts (repeatable; needs a --net)")
 	fs.StringVar(&o.kernel, "kernel", "", "boot this `bzImage` instead of Debian's cloud kernel (its virtio, ext4 and overlayfs drivers built in)")
 	fs.StringVar(&o.initrd, "initrd", "", "use this guestinit `initramfs` as the base the run's config is appended to")
 	fs.StringVar(&o.compat, "compat", "auto", "compatibility `profile`: auto, software-kvm or off (see vmm help boot)")
@@ -312,6 +313,22 @@ func (o *runOptions) resolve(fs *pflag.FlagSet, lookup func(string) (string, boo
 			spec.Network = netcfg
 		}
 		m.NICs = append(m.NICs, nic)
+	}
+	if len(o.addHosts) > 0 {
+		if len(m.NICs) == 0 {
+			return spec, container.Machine{}, fmt.Errorf("--add-host names hosts on a network: give a --net too")
+		}
+		if spec.Network == nil {
+			spec.Network = &protocol.NetworkConfig{}
+		}
+		for _, h := range o.addHosts {
+			name, addr, ok := strings.Cut(h, ":")
+			a, err := netip.ParseAddr(addr)
+			if !ok || name == "" || err != nil {
+				return spec, container.Machine{}, fmt.Errorf("--add-host %q: want NAME:IP, e.g. db:10.0.2.20", h)
+			}
+			spec.Network.ExtraHosts = append(spec.Network.ExtraHosts, protocol.HostEntry{Name: name, Addr: a})
+		}
 	}
 	return spec, m, nil
 }

@@ -83,3 +83,24 @@ func TestRunOptions_Resolve(t *testing.T) {
 		t.Errorf("missing env file: %v", err)
 	}
 }
+
+func TestRunOptions_AddHost(t *testing.T) {
+	fs, o := runFlags(io.Discard)
+	fs.Parse([]string{"--net", "socket=/s", "--add-host", "db:10.0.2.20", "--add-host", "web:10.0.2.21", "img"})
+	spec, _, err := o.resolve(fs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.Network == nil || len(spec.Network.ExtraHosts) != 2 || spec.Network.ExtraHosts[1].Name != "web" ||
+		spec.Network.ExtraHosts[0].Addr != netip.MustParseAddr("10.0.2.20") || spec.Network.Addr.IsValid() {
+		t.Fatalf("network %+v", spec.Network)
+	}
+	for _, bad := range [][]string{{"--add-host", "db:10.0.2.20", "img"}, {"--net", "socket=/s", "--add-host", "db", "img"},
+		{"--net", "socket=/s", "--add-host", "db:nope", "img"}} {
+		fs, o := runFlags(io.Discard)
+		fs.Parse(bad)
+		if _, _, err := o.resolve(fs, nil); err == nil || !strings.Contains(err.Error(), "add-host") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
