@@ -149,8 +149,10 @@ func TestLab_ParallelVMs(t *testing.T) {
 	for i := range 8 {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			t.Parallel()
+			start := time.Now()
 			vm := vmtest.Start(t, vmtest.Config{Kernel: kernel, Memory: "128M", Args: []string{"--rng=false"}})
 			vm.Expect(`hello from a vmm micro-guest`, 20*time.Second)
+			t.Logf("start to the first console match: %v", time.Since(start).Round(time.Microsecond))
 			if code := vm.Wait(20 * time.Second); code != 0 {
 				t.Fatalf("status %d", code)
 			}
