@@ -44,6 +44,12 @@ type Config struct {
 	// Profile adapts the guest to the host (SoftwareKVMProfile for a
 	// software-only KVM); the zero Profile changes nothing.
 	Profile Profile
+
+	// Seccomp confines the whole process to the system calls a running
+	// VMM needs (package vmm/seccomp) when Run starts, for good: set it
+	// only in a process that is a VMM from then on, as the vmm command
+	// is.
+	Seccomp bool
 }
 
 // Disk is a file-backed virtio-blk disk.

@@ -18,6 +18,7 @@ import (
 	"github.com/vmm-dev/vmm/devices/pci"
 	"github.com/vmm-dev/vmm/guestmem"
 	"github.com/vmm-dev/vmm/kvm"
+	"github.com/vmm-dev/vmm/vmm/seccomp"
 )
 
 // Fixed guest-physical addresses outside RAM that Intel VMX needs for
@@ -333,6 +334,14 @@ func (m *Machine) Run(ctx context.Context) Outcome {
 		case <-ran:
 		}
 	}()
+	if m.cfg.Seccomp {
+		if err := seccomp.Install(); err != nil {
+			m.Stop(ReasonVMMError, err.Error())
+			close(ran)
+			<-watched
+			return m.outcome
+		}
+	}
 	m.startVirtio()
 	var wg sync.WaitGroup
 	for i := range m.vcpus {

@@ -326,3 +326,6 @@ func (vm *VM) Console() string { return vm.console.String() }
 
 // Stderr returns everything vmm has written to its stderr so far.
 func (vm *VM) Stderr() string { return vm.stderr.String() }
+
+// PID is the vmm process's id, for tests that inspect it (/proc/PID).
+func (vm *VM) PID() int { return vm.cmd.Process.Pid }

@@ -41,6 +41,7 @@ type bootOptions struct {
 	nets                            []string
 	ports                           []string
 	rng                             bool
+	seccomp                         string
 }
 
 func bootFlags(stderr io.Writer) (*pflag.FlagSet, *bootOptions) {
@@ -56,6 +57,7 @@ func bootFlags(stderr io.Writer) (*pflag.FlagSet, *bootOptions) {
 	fs.StringArrayVar(&o.ports, "port", nil, "named virtio-console port: `NAME[,out=FILE][,in=FILE]` (what the guest writes goes to FILE, created; the guest reads in=FILE) or NAME,socket=PATH (agent frames, one per message, on a unix SOCK_SEQPACKET socket vmm creates at PATH: the guest agent's vmm.agent port) (repeatable)")
 	fs.StringArrayVar(&o.nets, "net", nil, "virtio-net device: `tap=NAME|socket=PATH[,mac=MAC]`, on a TAP interface (created if missing) or on the L2 switch listening at the unix socket PATH (repeatable; the first is eth0)")
 	fs.BoolVar(&o.rng, "rng", true, "add a virtio-rng device fed by the host's getrandom")
+	fs.StringVar(&o.seccomp, "seccomp", "on", seccompUsage)
 	fs.StringVar(&o.compat, "compat", "auto", "compatibility `profile`: auto (software-kvm on a software-only KVM host), software-kvm, or off; see docs/software-kvm.md")
 	return fs, o
 }
@@ -112,8 +114,14 @@ func runBoot(args []string, stdout, stderr io.Writer) int {
 		return vmm.StatusUsage
 	}
 	defer closePorts()
+	filter, err := seccompFlag(o.seccomp, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "vmm boot: %v\n", err)
+		return vmm.StatusUsage
+	}
 	cfg := vmm.Config{
-		Kernel: o.kernel, Initrd: o.initrd, Cmdline: o.cmdline,
+		Seccomp: filter,
+		Kernel:  o.kernel, Initrd: o.initrd, Cmdline: o.cmdline,
 		MemoryBytes: mem, CPUs: o.cpus, Console: stdout, Profile: profile,
 		Disks: disks, NICs: nics, Ports: ports, RNG: o.rng, Log: stderr,
 	}
@@ -329,4 +337,18 @@ func openPorts(specs []string, log io.Writer) ([]vmm.Port, func(), error) {
 		ports = append(ports, p)
 	}
 	return ports, closeAll, nil
+}
+
+const seccompUsage = "system-call filter once the VM runs: on, or off (for debugging only: the VMM then runs unconfined)"
+
+// seccompFlag reads --seccomp; off is announced loudly, every time.
+func seccompFlag(v string, stderr io.Writer) (bool, error) {
+	switch v {
+	case "on":
+		return true, nil
+	case "off":
+		fmt.Fprintln(stderr, "vmm: WARNING: --seccomp=off: the VMM runs without its system-call filter; a guest that compromised a device could make any system call vmm's user can. Use it for debugging only.")
+		return false, nil
+	}
+	return false, fmt.Errorf("--seccomp %q: use on or off", v)
 }

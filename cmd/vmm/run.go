@@ -52,6 +52,7 @@ type runOptions struct {
 	cpus                    int
 	memory, kernel, initrd  string
 	compat, console         string
+	seccomp                 string
 	disks, nets, addHosts   []string
 	agent                   string
 }
@@ -79,6 +80,7 @@ func runFlags(stderr io.Writer) (*pflag.FlagSet, *runOptions) {
 	fs.StringVar(&o.kernel, "kernel", "", "boot this `bzImage` instead of Debian's cloud kernel (its virtio, ext4 and overlayfs drivers built in)")
 	fs.StringVar(&o.initrd, "initrd", "", "use this guestinit `initramfs` as the base the run's config is appended to")
 	fs.StringVar(&o.compat, "compat", "auto", "compatibility `profile`: auto, software-kvm or off (see vmm help boot)")
+	fs.StringVar(&o.seccomp, "seccomp", "on", seccompUsage)
 	fs.StringVar(&o.console, "console", "", "save the guest's serial console (kernel messages) to `FILE`")
 	fs.StringVar(&o.agent, "agent", "", "serve the guest agent (exec, file copies) on a unix SOCK_SEQPACKET socket vmm creates at `PATH` (package guestinit/agent's Dial)")
 	return fs, o
@@ -103,6 +105,9 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		return vmm.StatusUsage
 	}
 	spec.Image, spec.Args = fs.Arg(0), fs.Args()[1:]
+	if !mach.Seccomp {
+		seccompFlag("off", stderr) // says so, loudly
+	}
 	if err := checkHostMemory(mach.MemoryBytes); err != nil {
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 		return statusRunFailed
@@ -300,7 +305,11 @@ func (o *runOptions) resolve(fs *pflag.FlagSet, lookup func(string) (string, boo
 	if err != nil {
 		return spec, container.Machine{}, fmt.Errorf("--disk: %w", err)
 	}
-	m := container.Machine{CPUs: o.cpus, MemoryBytes: mem, Disks: disks, Kernel: o.kernel, Initrd: o.initrd, Profile: profile}
+	filter, err := seccompFlag(o.seccomp, io.Discard)
+	if err != nil {
+		return spec, container.Machine{}, err
+	}
+	m := container.Machine{CPUs: o.cpus, MemoryBytes: mem, Disks: disks, Kernel: o.kernel, Initrd: o.initrd, Profile: profile, Seccomp: filter}
 	for i, v := range o.nets {
 		nic, netcfg, err := parseRunNet(v)
 		if err != nil {

@@ -53,6 +53,8 @@ type Machine struct {
 	// appended to.
 	Kernel, Initrd string
 	Profile        vmm.Profile
+	// Seccomp confines the process once the VM runs (vmm.Config.Seccomp).
+	Seccomp bool
 }
 
 // DefaultMemory is a guest's RAM when Machine.MemoryBytes is 0.
@@ -161,6 +163,7 @@ func Prepare(ctx context.Context, spec Spec, m Machine, opts Options) (*Prepared
 		NICs:    m.NICs,
 		RNG:     true,
 		Profile: m.Profile,
+		Seccomp: m.Seccomp,
 	}
 	if p.Config.CPUs == 0 {
 		p.Config.CPUs = 1
