@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,5 +29,25 @@ func TestACPI_TablesAndPowerOff(t *testing.T) {
 				t.Errorf("status %d, stderr %q; want %d and an ACPI power-off", res.Code, res.Stderr, vmm.StatusGuestOff)
 			}
 		})
+	}
+}
+
+// TestACPI_PowerButtonOnSIGTERM: SIGTERM presses the ACPI power button; a
+// guest that handles it (as Linux does) clears the event and powers off,
+// and vmm ends with status 0 without waiting for the stop timeout.
+func TestACPI_PowerButtonOnSIGTERM(t *testing.T) {
+	vm := vmtest.Start(t, vmtest.Config{Kernel: guest(t, "pwrbtn"), Memory: "32M", Args: []string{"--rng=false", "--stop-timeout=30s"}})
+	vm.Expect(`pwrbtn: ready\n`, guestTimeout)
+	start := time.Now()
+	vm.Signal(syscall.SIGTERM)
+	vm.Expect(`pwrbtn: pressed\n`, guestTimeout)
+	if code := vm.Wait(guestTimeout); code != 0 {
+		t.Fatalf("vmm exited %d after the guest powered off, want 0; stderr:\n%s", code, vm.Stderr())
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v: vmm waited for the stop timeout instead of the guest", d)
+	}
+	if !strings.Contains(vm.Stderr(), "pressing the ACPI power button") || !strings.Contains(vm.Stderr(), "guest powered off") {
+		t.Errorf("stderr:\n%s", vm.Stderr())
 	}
 }

@@ -38,7 +38,7 @@ func loopVM(t *testing.T) (*vmtest.VM, string) {
 	kernel := guest(t, "vloop")
 	sock := filepath.Join(t.TempDir(), "agent.sock")
 	vm := vmtest.Start(t, vmtest.Config{Kernel: kernel, Memory: "64M",
-		Args: []string{"--rng=false", "--port", protocol.PortAgent + ",socket=" + sock}})
+		Args: []string{"--rng=false", "--stop-timeout=0", "--port", protocol.PortAgent + ",socket=" + sock}})
 	vm.Expect(`vloop: ready\r?\n`, guestTimeout)
 	return vm, sock
 }

@@ -81,21 +81,30 @@ func TestEcho(t *testing.T) {
 
 // TestSignals stops a guest that spins polling the UART: vmm must pull the
 // vCPU out of KVM_RUN and exit with 128+signal.
+// TestSignals: SIGINT stops the VM at once; SIGTERM presses the ACPI
+// power button, which the echo guest ignores, so a second SIGTERM, or the
+// stop timeout, stops it.
 func TestSignals(t *testing.T) {
 	tests := []struct {
-		sig  syscall.Signal
+		name string
+		args []string
+		sigs []syscall.Signal
 		want int
 	}{
-		{syscall.SIGINT, vmm.StatusInterrupted},
-		{syscall.SIGTERM, vmm.StatusTerminated},
+		{"SIGINT", nil, []syscall.Signal{syscall.SIGINT}, vmm.StatusInterrupted},
+		{"SIGTERM twice", nil, []syscall.Signal{syscall.SIGTERM, syscall.SIGTERM}, vmm.StatusTerminated},
+		{"SIGTERM timeout", []string{"--stop-timeout=300ms"}, []syscall.Signal{syscall.SIGTERM}, vmm.StatusTerminated},
 	}
 	for _, tt := range tests {
-		t.Run(tt.sig.String(), func(t *testing.T) {
-			vm := vmtest.Start(t, vmtest.Config{Kernel: guest(t, "echo")})
+		t.Run(tt.name, func(t *testing.T) {
+			vm := vmtest.Start(t, vmtest.Config{Kernel: guest(t, "echo"), Args: tt.args})
 			vm.Expect(`ready\n`, guestTimeout)
-			vm.Signal(tt.sig)
+			for _, s := range tt.sigs {
+				vm.Signal(s)
+				time.Sleep(50 * time.Millisecond)
+			}
 			if code := vm.Wait(guestTimeout); code != tt.want {
-				t.Errorf("exit status after %v = %d, want %d", tt.sig, code, tt.want)
+				t.Errorf("exit status after %v = %d, want %d; stderr:\n%s", tt.sigs, code, tt.want, vm.Stderr())
 			}
 		})
 	}

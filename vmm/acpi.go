@@ -38,6 +38,9 @@ func (m *Machine) setupACPI() error {
 	start := time.Now()
 	pm := acpi.NewPM(func() time.Duration { return time.Since(start) },
 		func() { m.Stop(ReasonPowerOff, "ACPI S5 through PM1a_CNT") })
+	// The SCI is level-triggered, active high (the MADT's override).
+	pm.SetSCI(func(level bool) { m.vm.IRQLine(sciIRQ, level) })
+	m.pm = pm
 	for _, d := range []PIODevice{
 		{Name: "acpi-pm1a-evt", Base: pm1aEvtPort, Size: acpi.PM1EventLen, Dev: pm.EventBlock()},
 		{Name: "acpi-pm1a-cnt", Base: pm1aCntPort, Size: acpi.PM1ControlLen, Dev: pm.ControlBlock()},
@@ -48,4 +51,13 @@ func (m *Machine) setupACPI() error {
 		}
 	}
 	return nil
+}
+
+// PressPowerButton presses the ACPI power button: a guest that handles
+// it (Linux with acpid, systemd, or guestinit) shuts down and powers off.
+// A guest that ignores it keeps running.
+func (m *Machine) PressPowerButton() {
+	if m.pm != nil {
+		m.pm.PressPowerButton()
+	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vmm-dev/vmm/boot"
 	"github.com/vmm-dev/vmm/devices"
+	"github.com/vmm-dev/vmm/devices/acpi"
 	"github.com/vmm-dev/vmm/devices/pci"
 	"github.com/vmm-dev/vmm/guestmem"
 	"github.com/vmm-dev/vmm/kvm"
@@ -51,6 +52,7 @@ type Machine struct {
 	mem    *guestmem.Memory
 	vcpus  []*kvm.VCPU
 	serial *devices.Serial
+	pm     *acpi.PM
 	pci    *pci.Bus
 	bars   *pci.BARAllocator
 	msi    *msiRouter // MSI-X messages through GSI routes and irqfds

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"os/signal"
+	"runtime/metrics"
 	"slices"
 	"strings"
 	"syscall"
@@ -31,6 +32,10 @@ Exit status: 0 when the guest powers off or resets; 1 when the VM could not
 be set up; 2 for a bad command line; 3 guest triple fault; 4 KVM internal
 error (e.g. an instruction KVM cannot emulate); 5 KVM could not enter the
 guest; 6 VMM error while running; 130/143 stopped by SIGINT/SIGTERM.
+
+SIGINT stops the VM at once. SIGTERM presses the ACPI power button: a guest
+that handles it shuts down and powers off (status 0); one that does not is
+stopped after --stop-timeout (143), or at once on a second SIGTERM.
 `
 
 type bootOptions struct {
@@ -42,6 +47,7 @@ type bootOptions struct {
 	ports                           []string
 	rng                             bool
 	seccomp                         string
+	stopTimeout                     time.Duration
 }
 
 func bootFlags(stderr io.Writer) (*pflag.FlagSet, *bootOptions) {
@@ -58,6 +64,7 @@ func bootFlags(stderr io.Writer) (*pflag.FlagSet, *bootOptions) {
 	fs.StringArrayVar(&o.nets, "net", nil, "virtio-net device: `tap=NAME|socket=PATH[,mac=MAC]`, on a TAP interface (created if missing) or on the L2 switch listening at the unix socket PATH (repeatable; the first is eth0)")
 	fs.BoolVar(&o.rng, "rng", true, "add a virtio-rng device fed by the host's getrandom")
 	fs.StringVar(&o.seccomp, "seccomp", "on", seccompUsage)
+	fs.DurationVar(&o.stopTimeout, "stop-timeout", 10*time.Second, "on SIGTERM, press the ACPI power button and wait this `long` for the guest to power off before stopping it")
 	fs.StringVar(&o.compat, "compat", "auto", "compatibility `profile`: auto (software-kvm on a software-only KVM host), software-kvm, or off; see docs/software-kvm.md")
 	return fs, o
 }
@@ -144,15 +151,7 @@ func runBoot(args []string, stdout, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	go func() {
-		for s := range sigs {
-			if s == syscall.SIGTERM {
-				m.Stop(vmm.ReasonTerminated, "")
-			} else {
-				m.Stop(vmm.ReasonInterrupted, "SIGINT")
-			}
-		}
-	}()
+	go stopOnSignals(m, sigs, o.stopTimeout, stderr)
 
 	if every, err := time.ParseDuration(os.Getenv("VMM_SAMPLE_RIP")); err == nil && every > 0 {
 		go sampleRIP(m, every, stderr)
@@ -162,6 +161,9 @@ func runBoot(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "\nvmm: %s; unhandled accesses: pio=%d mmio=%d%s\n", out, out.Unhandled.PIO, out.Unhandled.MMIO, emulatedSummary(out.Emulated))
 	if os.Getenv("VMM_TRACE_STARTUP") != "" {
 		traceStartup(stderr, m.FirstRunTime())
+	}
+	if os.Getenv("VMM_TRACE_MEMORY") != "" {
+		traceMemory(stderr)
 	}
 	return out.Reason.Status()
 }
@@ -208,6 +210,20 @@ func traceStartup(w io.Writer, first time.Time) {
 	}
 	at := now.Nano() - int64(time.Since(first))
 	fmt.Fprintf(w, "vmm: startup trace: first KVM_RUN at CLOCK_MONOTONIC %d ns\n", at)
+}
+
+// traceMemory prints the Go runtime's own memory at the end of a run, for
+// the benchmark's VMM-overhead figures (bench/memory.go): all it has mapped,
+// what of that it has given back to the kernel, and live heap objects.
+func traceMemory(w io.Writer) {
+	s := []metrics.Sample{
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"},
+		{Name: "/memory/classes/heap/objects:bytes"},
+	}
+	metrics.Read(s)
+	fmt.Fprintf(w, "vmm: memory trace: go_total=%d go_released=%d go_heap_objects=%d\n",
+		s[0].Value.Uint64(), s[1].Value.Uint64(), s[2].Value.Uint64())
 }
 
 // compatProfile resolves --compat.
@@ -351,4 +367,34 @@ func seccompFlag(v string, stderr io.Writer) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("--seccomp %q: use on or off", v)
+}
+
+// stopOnSignals ends the run on signals: SIGINT stops the VM at once;
+// SIGTERM asks the guest to shut down (the ACPI power button) and stops
+// it after timeout, or at once on a second SIGTERM.
+func stopOnSignals(m *vmm.Machine, sigs <-chan os.Signal, timeout time.Duration, stderr io.Writer) {
+	var hard <-chan time.Time
+	asked := false
+	for {
+		select {
+		case s, ok := <-sigs:
+			if !ok {
+				return
+			}
+			if s != syscall.SIGTERM {
+				m.Stop(vmm.ReasonInterrupted, "SIGINT")
+				continue
+			}
+			if asked || timeout <= 0 {
+				m.Stop(vmm.ReasonTerminated, "")
+				continue
+			}
+			asked = true
+			fmt.Fprintf(stderr, "\nvmm: SIGTERM: pressing the ACPI power button; the VM stops in %v unless the guest powers off first (SIGTERM again stops it now)\n", timeout)
+			m.PressPowerButton()
+			hard = time.After(timeout)
+		case <-hard:
+			m.Stop(vmm.ReasonTerminated, fmt.Sprintf("the guest did not power off within %v of the power button", timeout))
+		}
+	}
 }

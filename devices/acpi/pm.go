@@ -19,16 +19,19 @@ const (
 	pm1EnOff  = 2
 )
 
-// PM1 status bits (§4.8.3.1.1); write 1 to clear. Only TMR_STS is ever
-// set: there is no power or sleep button, RTC alarm or wake source.
+// PM1 status bits (§4.8.3.1.1); write 1 to clear. TMR_STS and the power
+// button's PWRBTN_STS are the only ones ever set: there is no sleep
+// button, RTC alarm or wake source.
 const (
-	pm1TmrSts = 1 << 0
-	pm1StsAll = 0xFFFF // every bit is write-1-to-clear or reserved
+	pm1TmrSts    = 1 << 0
+	pm1PwrBtnSts = 1 << 8
+	pm1StsAll    = 0xFFFF // every bit is write-1-to-clear or reserved
 )
 
 // PM1 enable bits (§4.8.3.1.2), stored so the guest reads back what it
-// wrote. The device raises no SCI: the only status it sets is TMR_STS
-// (every 2^31 ticks, about 10 minutes), and Linux leaves TMR_EN clear.
+// wrote. Only the power button raises an SCI: TMR_STS is set only when
+// the guest reads the registers (every 2^31 ticks, about 10 minutes), and
+// Linux leaves TMR_EN clear.
 const (
 	pm1TmrEn         = 1 << 0
 	pm1GblEn         = 1 << 5
@@ -68,6 +71,10 @@ type PM struct {
 	powerOff func()
 	start    time.Duration
 
+	// sci drives the SCI line (the FADT's SCI_INT); nil until SetSCI.
+	sci      func(level bool)
+	sciLevel bool
+
 	mu     sync.Mutex
 	sts    uint16
 	en     uint16
@@ -83,6 +90,38 @@ type PM struct {
 // time the guest requests S5; later requests are ignored. It may be nil.
 func NewPM(clock func() time.Duration, powerOff func()) *PM {
 	return &PM{clock: clock, powerOff: powerOff, start: clock()}
+}
+
+// SetSCI connects the SCI: level is called, without the device's lock,
+// whenever the line changes. It is high while an enabled event's status
+// is set (only the power button raises one).
+func (p *PM) SetSCI(level func(bool)) {
+	p.mu.Lock()
+	p.sci = level
+	p.mu.Unlock()
+}
+
+// PressPowerButton sets PWRBTN_STS, as the fixed-feature power button
+// does (§4.8.2.2.1.1): a guest that enabled PWRBTN_EN gets an SCI and,
+// Linux's ACPI button driver, a KEY_POWER event to shut down on.
+func (p *PM) PressPowerButton() {
+	p.mu.Lock()
+	p.sts |= pm1PwrBtnSts
+	p.mu.Unlock()
+	p.updateSCI()
+}
+
+// updateSCI drives the SCI to what the status and enable bits say.
+func (p *PM) updateSCI() {
+	p.mu.Lock()
+	level := p.sts&p.en&pm1PwrBtnSts != 0
+	changed := level != p.sciLevel
+	p.sciLevel = level
+	sci := p.sci
+	p.mu.Unlock()
+	if changed && sci != nil {
+		sci(level)
+	}
 }
 
 // PMBlock is one of PM's register blocks as a port-I/O device.
@@ -145,6 +184,7 @@ func (b *PMBlock) Write(offset uint64, data []byte) {
 	b.pm.mu.Lock()
 	off := b.write(b.pm, v, mask)
 	b.pm.mu.Unlock()
+	b.pm.updateSCI() // a status cleared or an enable changed
 	if off && b.pm.powerOff != nil {
 		b.pm.powerOff()
 	}

@@ -159,3 +159,27 @@ func TestPM_OutOfRangeAccess_ReadsOnes(t *testing.T) {
 		t.Error("an out-of-range write powered off")
 	}
 }
+
+// The power button sets PWRBTN_STS; the SCI is high while it is set and
+// enabled, and drops when the guest clears the status (write 1) or the
+// enable.
+func TestPM_PowerButton_RaisesSCIWhileEnabledAndSet(t *testing.T) {
+	r := newPMRig()
+	var levels []bool
+	r.pm.SetSCI(func(l bool) { levels = append(levels, l) })
+	r.pm.PressPowerButton()
+	if sts := read16(r.evt, 0); sts&pm1PwrBtnSts == 0 || len(levels) != 0 {
+		t.Fatalf("status %#x, SCI %v: want PWRBTN_STS set and no SCI while disabled", sts, levels)
+	}
+	write16(r.evt, 2, pm1PwrBtnEn) // enable: the pending press now interrupts
+	write16(r.evt, 0, pm1PwrBtnSts)
+	write16(r.evt, 2, pm1PwrBtnEn)
+	r.pm.PressPowerButton()
+	write16(r.evt, 2, 0)
+	if want := []bool{true, false, true, false}; len(levels) != 4 || levels[0] != want[0] || levels[1] != want[1] || levels[2] != want[2] || levels[3] != want[3] {
+		t.Errorf("SCI levels %v, want %v", levels, want)
+	}
+	if sts := read16(r.evt, 0); sts&pm1PwrBtnSts == 0 {
+		t.Errorf("status %#x: clearing the enable must not clear the status", sts)
+	}
+}

@@ -45,11 +45,12 @@ var sources embed.FS
 //	vloop        opens the console port vmm.agent and writes back every byte it receives
 //	vnetlab      a station on a netswitch segment: sends, prints and answers frames as its cmdline says
 //	idle         prints "idle: ready", touches touch=N MiB, halts until stopped
+//	pwrbtn       enables the ACPI power button, waits for a press, powers off
 //
 // Each file's header comment gives its exact output.
 func Guests() []string { return slices.Clone(guests) }
 
-var guests = []string{"hello", "bootinfo", "echo", "highmem", "reset", "triplefault", "unhandled", "cpuid", "acpi", "pci", "virtio", "virtioirq", "virtionet", "vconsole", "vrun", "vloop", "smp", "vnetlab", "idle"}
+var guests = []string{"hello", "bootinfo", "echo", "highmem", "reset", "triplefault", "unhandled", "cpuid", "acpi", "pci", "virtio", "virtioirq", "virtionet", "vconsole", "vrun", "vloop", "smp", "vnetlab", "idle", "pwrbtn"}
 
 // fallbackGuests build like the others but run instructions a software KVM
 // cannot (int3, iretq, clac, stac), so they stay out of Guests(), whose
