@@ -4,7 +4,10 @@
  * Block device: capacity from the device configuration, then GET_ID, a
  * read of sector 0 (printed as its FNV-1a-32), a write of sector 1 with
  * bytes i*7+3, a flush, and a read of the sector just past the end.
- * Entropy device: one 16-byte writable buffer.
+ * Entropy device: one 16-byte writable buffer. With "hold" on the kernel
+ * command line the guest stops after the flush ("virtio-blk: holding")
+ * and waits, halted, to be killed: a test of flushed data surviving the
+ * VMM's death.
  *
  * Output, with a 128-sector disk and the entropy device:
  *   virtio: device 1 id=0x1042
@@ -21,6 +24,19 @@
  *   virtio: 2 device(s)
  */
 #include "vdrv.h"
+
+static int hold; /* "hold" on the command line */
+
+/* has_hold reports whether the command line holds the word "hold". */
+static int has_hold(const u8 *bp)
+{
+	const char *cl = (const char *)(u64)*(const u32 *)(bp + 0x228);
+	for (const char *p = cl; p && *p; p++)
+		if ((p == cl || p[-1] == ' ') && p[0] == 'h' && p[1] == 'o' && p[2] == 'l' && p[3] == 'd' &&
+		    (p[4] == 0 || p[4] == ' '))
+			return 1;
+	return 0;
+}
 
 /* blk_request runs one request (blk_chain) and returns its status byte,
  * or -1 if the device never answers. */
@@ -99,6 +115,11 @@ static void drive_blk(struct vdev *v)
 		blk_data[i] = (u8)(i * 7 + 3);
 	print_status("write", blk_request(v, BLK_T_OUT, 1, SECTOR, 0));
 	print_status("flush", blk_request(v, BLK_T_FLUSH, 0, 0, 0));
+	if (hold) {
+		uart_puts("virtio-blk: holding\n");
+		for (;;)
+			__asm__ volatile("cli; hlt");
+	}
 	print_status("past end", blk_request(v, BLK_T_IN, capacity, SECTOR, 1));
 }
 
@@ -118,7 +139,7 @@ static void drive_rng(struct vdev *v)
 int main(const u8 *boot_params)
 {
 	u32 found = 0;
-	(void)boot_params;
+	hold = has_hold(boot_params);
 	for (u32 dev = 0; dev < 32; dev++) {
 		u32 id = cfg_read32(dev, 0);
 		u32 devid = id >> 16;
