@@ -43,7 +43,11 @@ func TestGuests_EndAsExpected(t *testing.T) {
 		wantStderr []string // regexps vmm's stderr must match
 	}{
 		{guest: "reset", wantCode: vmm.StatusGuestOff, wantOut: []string{`(?m)^reset: resetting via i8042$`}},
-		{guest: "triplefault", wantCode: vmm.StatusTripleFault, wantOut: []string{`(?m)^triplefault: faulting now\n\z`}},
+		{guest: "triplefault", wantCode: vmm.StatusTripleFault, wantOut: []string{`(?m)^triplefault: faulting now\n\z`},
+			wantStderr: []string{`the guest's console ended with:\ntriplefault: faulting now\n`}},
+		{guest: "panic", wantCode: vmm.StatusGuestPanic, wantStderr: []string{
+			`vmm: guest kernel panic: Kernel panic - not syncing: VFS: Unable to mount root fs`,
+			`the guest's console ended with:\npanic: about to panic\nKernel panic - not syncing: VFS`}},
 		{guest: "highmem", memory: "5G", wantCode: vmm.StatusGuestOff, wantOut: []string{`(?m)^highmem ok$`}},
 		{
 			guest:    "unhandled",

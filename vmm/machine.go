@@ -52,6 +52,7 @@ type Machine struct {
 	mem    *guestmem.Memory
 	vcpus  []*kvm.VCPU
 	serial *devices.Serial
+	tail   *consoleTail // the console's end, for Outcome
 	pm     *acpi.PM
 	pci    *pci.Bus
 	bars   *pci.BARAllocator
@@ -251,7 +252,12 @@ func (l irqLine) SetLevel(high bool) error { return l.vm.IRQLine(l.irq, high) }
 
 func (m *Machine) setupDevices() error {
 	m.exits = &exitHandler{pio: NewBus("pio"), mmio: NewBus("mmio")}
-	m.serial = devices.NewSerial(irqLine{m.vm, com1IRQ}, m.cfg.Console,
+	m.tail = &consoleTail{}
+	var console io.Writer = m.tail
+	if m.cfg.Console != nil {
+		console = io.MultiWriter(m.tail, m.cfg.Console)
+	}
+	m.serial = devices.NewSerial(irqLine{m.vm, com1IRQ}, console,
 		devices.WithFlushDelay(serialFlushDelay, afterFunc))
 	kbd := devices.NewI8042(func() { m.Stop(ReasonReset, "i8042 reset command") })
 	pio := []PIODevice{
@@ -363,8 +369,29 @@ func (m *Machine) Run(ctx context.Context) Outcome {
 	defer m.mu.Unlock()
 	m.outcome.Unhandled = m.exits.counts()
 	m.outcome.Emulated = m.emulated.snapshot()
+	m.judgeEnd()
 	return m.outcome
 }
+
+// judgeEnd tells a guest kernel's panic from a clean reset or power-off
+// (Linux with panic=-1 reboots at once) and keeps the console's last lines
+// in every abnormal outcome. m.mu is held.
+func (m *Machine) judgeEnd() {
+	o := &m.outcome
+	if o.Reason == ReasonReset || o.Reason == ReasonPowerOff {
+		if line, ok := m.tail.panicLine(); ok {
+			o.Reason, o.Detail = ReasonGuestPanic, line
+		}
+	}
+	switch o.Reason {
+	case ReasonReset, ReasonPowerOff, ReasonInterrupted, ReasonTerminated:
+	default:
+		o.ConsoleTail = m.tail.lines(outcomeTailLines)
+	}
+}
+
+// outcomeTailLines is how many console lines an abnormal Outcome keeps.
+const outcomeTailLines = 10
 
 // Stop ends the run with reason, unless it already ended: the first reason
 // wins. It may be called from any goroutine, including a vCPU's own.

@@ -19,6 +19,7 @@ const (
 	ReasonVMMError                    // the VMM failed while the guest ran
 	ReasonInterrupted                 // SIGINT, or the console escape
 	ReasonTerminated                  // SIGTERM
+	ReasonGuestPanic                  // the guest kernel panicked (then reset or powered off)
 )
 
 func (r Reason) String() string {
@@ -41,6 +42,8 @@ func (r Reason) String() string {
 		return "stopped by the user"
 	case ReasonTerminated:
 		return "stopped by SIGTERM"
+	case ReasonGuestPanic:
+		return "guest kernel panic"
 	}
 	return fmt.Sprintf("reason %d", int(r))
 }
@@ -60,6 +63,8 @@ func (r Reason) Status() int {
 		return StatusInterrupted
 	case ReasonTerminated:
 		return StatusTerminated
+	case ReasonGuestPanic:
+		return StatusGuestPanic
 	}
 	return StatusVMMError
 }
@@ -76,6 +81,9 @@ type Outcome struct {
 	// Emulated counts the instructions the VMM performed for the guest
 	// because KVM could not (the compatibility profile's fallback).
 	Emulated map[string]uint64
+	// ConsoleTail is the end of the guest's console for an abnormal end
+	// (a crash, a panic, a VMM error): often the guest's own account.
+	ConsoleTail string
 }
 
 // emulatedCounts counts fallback-emulated instructions by mnemonic.

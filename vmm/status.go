@@ -10,6 +10,7 @@ const (
 	StatusInternalError = 4   // KVM_EXIT_INTERNAL_ERROR, e.g. an instruction KVM could not emulate
 	StatusFailEntry     = 5   // KVM_EXIT_FAIL_ENTRY: hardware refused the guest state
 	StatusVMMError      = 6   // the VMM failed while the guest ran (KVM_RUN error, unexpected exit)
+	StatusGuestPanic    = 7   // the guest kernel panicked ("Kernel panic - not syncing" on its console)
 	StatusInterrupted   = 130 // stopped by SIGINT (128+2)
 	StatusTerminated    = 143 // stopped by SIGTERM (128+15)
 )

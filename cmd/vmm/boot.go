@@ -31,7 +31,9 @@ the VM, Ctrl-A then h for help.
 Exit status: 0 when the guest powers off or resets; 1 when the VM could not
 be set up; 2 for a bad command line; 3 guest triple fault; 4 KVM internal
 error (e.g. an instruction KVM cannot emulate); 5 KVM could not enter the
-guest; 6 VMM error while running; 130/143 stopped by SIGINT/SIGTERM.
+guest; 6 VMM error while running; 7 guest kernel panic ("Kernel panic - not
+syncing" on the console, then a reset); 130/143 stopped by SIGINT/SIGTERM.
+After a crash or a panic the console's last lines are repeated on stderr.
 
 SIGINT stops the VM at once. SIGTERM presses the ACPI power button: a guest
 that handles it shuts down and powers off (status 0); one that does not is
@@ -159,6 +161,9 @@ func runBoot(args []string, stdout, stderr io.Writer) int {
 	out := m.Run(context.Background())
 	con.restore()
 	fmt.Fprintf(stderr, "\nvmm: %s; unhandled accesses: pio=%d mmio=%d%s\n", out, out.Unhandled.PIO, out.Unhandled.MMIO, emulatedSummary(out.Emulated))
+	if out.ConsoleTail != "" {
+		fmt.Fprintf(stderr, "vmm: the guest's console ended with:\n%s\n", out.ConsoleTail)
+	}
 	if os.Getenv("VMM_TRACE_STARTUP") != "" {
 		traceStartup(stderr, m.FirstRunTime())
 	}

@@ -46,12 +46,13 @@ var sources embed.FS
 //	vnetlab      a station on a netswitch segment: sends, prints and answers frames as its cmdline says
 //	idle         prints "idle: ready", touches touch=N MiB, halts until stopped
 //	pwrbtn       enables the ACPI power button, waits for a press, powers off
+//	panic        prints Linux's panic line and resets, as a kernel with panic=-1 does
 //	hostile      attacks every device: port and MMIO garbage, UART flood, broken virtqueues, PCI config garbage
 //
 // Each file's header comment gives its exact output.
 func Guests() []string { return slices.Clone(guests) }
 
-var guests = []string{"hello", "bootinfo", "echo", "highmem", "reset", "triplefault", "unhandled", "cpuid", "acpi", "pci", "virtio", "virtioirq", "virtionet", "vconsole", "vrun", "vloop", "smp", "vnetlab", "idle", "pwrbtn", "hostile"}
+var guests = []string{"hello", "bootinfo", "echo", "highmem", "reset", "triplefault", "unhandled", "cpuid", "acpi", "pci", "virtio", "virtioirq", "virtionet", "vconsole", "vrun", "vloop", "smp", "vnetlab", "idle", "pwrbtn", "hostile", "panic"}
 
 // fallbackGuests build like the others but run instructions a software KVM
 // cannot (int3, iretq, clac, stac), so they stay out of Guests(), whose
