@@ -63,7 +63,7 @@ func TestParseAndPlan(t *testing.T) {
 		{"run", "--hostname", "server", "--net", "socket=/run/lab/lan.sock,mac=02:76:6d:00:00:00,ip=10.89.0.2/24",
 			"--net", "socket=/run/lab/back.sock,mac=02:76:6d:01:00:00", "--add-host", "client:10.89.0.50", "-e", "A=1",
 			"oci-layout:img:latest", "httpd", "-f"},
-		{"boot", "--kernel", "/labs/probe.bzImage", "--cmdline", "console=ttyS0", "--memory", "64M", "--cpus", "2",
+		{"boot", "--stop-timeout", "5s", "--kernel", "/labs/probe.bzImage", "--cmdline", "console=ttyS0", "--memory", "64M", "--cpus", "2",
 			"--disk", "/abs/d.img,ro", "--net", "socket=/run/lab/lan.sock,mac=02:76:6d:00:01:00"},
 		{"run", "--hostname", "client", "--net", "socket=/run/lab/lan.sock,mac=02:76:6d:00:02:00,ip=10.89.0.50/24",
 			"--add-host", "server:10.89.0.2", "oci-layout:img:latest"},

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strconv"
+	"time"
 )
 
 // Plan is a lab resolved into vmm command lines: the switch each network
@@ -29,6 +30,10 @@ type PlannedVM struct {
 	// VMs, which configure their own.
 	Addr netip.Addr
 }
+
+// KernelStopTimeout is how long a kernel VM's guest gets to power off
+// after the lab's SIGTERM; it is below Run's default StopTimeout.
+const KernelStopTimeout = 5 * time.Second
 
 // MAC is the address of VM number vm (in file order) on network number
 // net: locally administered, stable across runs, unique within a lab.
@@ -57,7 +62,10 @@ func (f File) Plan(switchDir string) (Plan, error) {
 	for i, vm := range f.VMs {
 		pv := PlannedVM{Name: vm.Name, Addr: addrs[i]}
 		if vm.Kernel != "" {
-			pv.Args = []string{"boot", "--kernel", vm.Kernel}
+			// On the lab's SIGTERM vmm presses the power button; a guest
+			// that ignores it is stopped by vmm itself, before the lab's
+			// own timeout would kill vmm.
+			pv.Args = []string{"boot", "--stop-timeout", KernelStopTimeout.String(), "--kernel", vm.Kernel}
 			if vm.Initrd != "" {
 				pv.Args = append(pv.Args, "--initrd", vm.Initrd)
 			}
