@@ -15,7 +15,7 @@ FUZZTIME ?= 20s
 # Long inputs make the minimizer pause the fuzzer for a while; keep it short.
 FUZZFLAGS ?= -fuzzminimizetime=100x
 
-.PHONY: all build deps demo test check fuzz clean
+.PHONY: all build deps demo test check fuzz bench clean
 
 all: build
 
@@ -81,6 +81,14 @@ fuzz:
 				-test.fuzzcachedir=$(CURDIR)/$(OUT)/fuzz/cache) || exit 1; \
 		done; \
 	done
+
+# bench measures vmm side by side with QEMU (start-up, memory, launch burst,
+# exits, virtio) and writes the table and plot docs/benchmarks.md shows.
+# Not part of `make test`. BENCHFLAGS adds flags, e.g. BENCHFLAGS='-runs 10
+# -only start-up'; `go run ./bench -h` lists them.
+BENCHFLAGS ?=
+bench: deps build
+	$(GO) run ./bench -vmm $(VMM) -markdown docs/benchmarks-table.md -plot docs/benchmarks.png $(BENCHFLAGS)
 
 clean:
 	rm -rf $(BIN) $(OUT)

@@ -21,6 +21,8 @@ type Result struct {
 	// Met says whether VMM meets Target; nil when there is no target.
 	Met  *bool  `json:"met,omitempty"`
 	Note string `json:"note,omitempty"`
+
+	goal goal // what setGoal was given: the plot marks its ratio
 }
 
 // Sample is the values of one side's runs, in run order.

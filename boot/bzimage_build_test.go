@@ -74,3 +74,24 @@ func TestBuildBzImage_EmptyPayload_Rejected(t *testing.T) {
 		t.Fatal("ParseHeader accepted an image with no payload")
 	}
 }
+
+// The 16-bit entry's jump must land on setup16 inside the setup sectors,
+// and setup16's CS-relative references (gdt 0xb8, gdtr 0xd8, farptr 0xde,
+// file offset - 0x200) must point at what they name.
+func TestBuildBzImage_Setup16(t *testing.T) {
+	img := BuildBzImage(pattern(0x300, 1), BzImageOptions{})
+	at := offHeader + int(img[offJump+1])
+	if img[offJump] != jumpShort || at != setupHeaderEnd215 || !bytes.Equal(img[at:at+len(setup16)], setup16) {
+		t.Fatalf("jump lands at %#x; setup16 not there", at)
+	}
+	if end, setup := at+len(setup16), (int(img[offSetupSects])+1)*sectorSize; end > setup {
+		t.Fatalf("setup16 ends at %#x, past the setup sectors (%#x)", end, setup)
+	}
+	cs := func(off int) []byte { return img[0x200+off:] }
+	if !bytes.Equal(cs(0xb8)[:16], make([]byte, 16)) || cs(0xc8)[5] != 0x9a || cs(0xd0)[5] != 0x92 {
+		t.Error("gdt is not null, null, code, data at CS:0xb8")
+	}
+	if cs(0xd8)[0] != 31 || cs(0xde)[4] != SelectorCode {
+		t.Error("gdtr or farptr misplaced")
+	}
+}

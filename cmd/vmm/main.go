@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 
 	"github.com/vmm-dev/vmm/vmm"
 )
@@ -43,7 +44,19 @@ func main() {
 	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// cpuProfileEnv names a file to write a CPU profile of the whole command
+// to, in pprof's format: where vmm's own time goes (go tool pprof).
+const cpuProfileEnv = "VMM_CPUPROFILE"
+
 func dispatch(args []string, stdout, stderr io.Writer) int {
+	if path := os.Getenv(cpuProfileEnv); path != "" {
+		stop, err := startCPUProfile(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "vmm: %s: %v; running without a profile\n", cpuProfileEnv, err)
+		} else {
+			defer stop()
+		}
+	}
 	if len(args) == 0 {
 		usage(stderr)
 		return vmm.StatusUsage
@@ -63,6 +76,23 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "vmm: unknown command %q; run `vmm help` for the list\n", name)
 	return vmm.StatusUsage
+}
+
+// startCPUProfile starts profiling to a new file at path and returns what
+// stops it and closes the file.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func usage(w io.Writer) {

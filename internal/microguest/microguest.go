@@ -45,14 +45,19 @@ var sources embed.FS
 //	vloop        opens the console port vmm.agent and writes back every byte it receives
 //	vnetlab      a station on a netswitch segment: sends, prints and answers frames as its cmdline says
 //	idle         prints "idle: ready", touches touch=N MiB, halts until stopped
+//	benchexit    writes port 0x80, then an unclaimed MMIO address, n=N times each: exits/s (bench.h lines)
+//	benchblk     n=N sequential 4 KiB and 64 KiB writes and reads on the first virtio-blk disk, one at a time
+//	benchnet     sends n=N 1514-byte frames on the first virtio-net device, then receives N
 //	pwrbtn       enables the ACPI power button, waits for a press, powers off
 //	panic        prints Linux's panic line and resets, as a kernel with panic=-1 does
 //	hostile      attacks every device: port and MMIO garbage, UART flood, broken virtqueues, PCI config garbage
 //
-// Each file's header comment gives its exact output.
+// Each file's header comment gives its exact output. The bench* guests
+// bracket each timed phase with the begin and end lines bench.h describes,
+// which go run ./bench times from the host.
 func Guests() []string { return slices.Clone(guests) }
 
-var guests = []string{"hello", "bootinfo", "echo", "highmem", "reset", "triplefault", "unhandled", "cpuid", "acpi", "pci", "virtio", "virtioirq", "virtionet", "vconsole", "vrun", "vloop", "smp", "vnetlab", "idle", "pwrbtn", "hostile", "panic"}
+var guests = []string{"hello", "bootinfo", "echo", "highmem", "reset", "triplefault", "unhandled", "cpuid", "acpi", "pci", "virtio", "virtioirq", "virtionet", "vconsole", "vrun", "vloop", "smp", "vnetlab", "idle", "pwrbtn", "hostile", "panic", "benchexit", "benchblk", "benchnet"}
 
 // fallbackGuests build like the others but run instructions a software KVM
 // cannot (int3, iretq, clac, stac), so they stay out of Guests(), whose

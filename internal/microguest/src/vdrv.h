@@ -2,8 +2,9 @@
  * vdrv: a polled virtio 1.x driver over the modern PCI transport, shared by
  * the virtio micro-guests. It scans bus 0 through 0xCF8/0xCFC, finds a
  * function's COMMON, NOTIFY, ISR and DEVICE structures by walking the
- * capability list (cap_vndr 0x09), turns on memory decoding and bus
- * mastering, and brings the device up as §3.1.1 says: reset,
+ * capability list (cap_vndr 0x09), in 32- or 64-bit BARs below 4 GiB (what
+ * the identity map covers), turns on memory decoding and bus mastering,
+ * and brings the device up as §3.1.1 says: reset,
  * ACKNOWLEDGE|DRIVER, VERSION_1 plus the features asked for, FEATURES_OK
  * read back, up to VQ_MAX queues of QSIZE entries, DRIVER_OK. Requests are
  * descriptor chains made available, notified with a 16-bit write of the
@@ -24,6 +25,8 @@
 #define PCI_BAR0 0x10
 #define PCI_CAP_PTR 0x34
 #define PCI_INT_LINE 0x3c
+#define PCI_BAR_TYPE_MASK 0x7 /* memory/IO bit and the memory type */
+#define PCI_BAR_MEM64 0x4
 #define PCI_CMD_MEM 0x2
 #define PCI_CMD_MASTER 0x4
 #define PCI_STATUS_CAP_LIST 0x10
@@ -74,6 +77,9 @@
 #define VQ_MAX 10
 #define VIRTQ_DESC_F_NEXT 1
 #define VIRTQ_DESC_F_WRITE 2
+
+/* Both entries map [0, 4 GiB) and no more (boot/pagetables.go, start.S). */
+#define IDENTITY_LIMIT (4ul << 30)
 
 /* Polls of used->idx before a request counts as lost. */
 #define POLL_LIMIT (1u << 22)
@@ -216,6 +222,18 @@ VDRV u32 vdev_find(u32 from, u32 id)
 	return 32;
 }
 
+/* bar_base is the memory address BAR bar decodes. A 64-bit BAR (QEMU's
+ * virtio-pci BAR4 is one) takes its high half from the next register;
+ * firmware may place it above 4 GiB. */
+VDRV u64 bar_base(u32 dev, u32 bar)
+{
+	u32 lo = cfg_read32(dev, PCI_BAR0 + 4 * bar);
+	u64 base = lo & ~0xfu;
+	if ((lo & PCI_BAR_TYPE_MASK) == PCI_BAR_MEM64 && bar < 5)
+		base |= (u64)cfg_read32(dev, PCI_BAR0 + 4 * (bar + 1)) << 32;
+	return base;
+}
+
 /* vdev_open fills in the structures' addresses from the first capability
  * of each type and enables memory decoding and bus mastering; 0 if a
  * structure is missing. */
@@ -233,8 +251,12 @@ VDRV int vdev_open(struct vdev *v, u32 dev)
 		u8 bar = cfg_read8(dev, pos + 4);
 		if (bar > 5 || type < CAP_COMMON || type > CAP_DEVICE)
 			continue;
-		u32 base = cfg_read32(dev, PCI_BAR0 + 4 * bar) & ~0xfu;
-		volatile u8 *p = (volatile u8 *)(u64)(base + cfg_read32(dev, pos + 8));
+		u64 base = bar_base(dev, bar);
+		if (base >= IDENTITY_LIMIT) {
+			uart_puts("vdrv: BAR above 4 GiB, beyond the identity map\n");
+			return 0;
+		}
+		volatile u8 *p = (volatile u8 *)(base + cfg_read32(dev, pos + 8));
 		switch (type) {
 		case CAP_COMMON:
 			if (!v->common)

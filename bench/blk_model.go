@@ -1,0 +1,369 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/vmm-dev/vmm/guestmem"
+	"github.com/vmm-dev/vmm/virtio"
+	"github.com/vmm-dev/vmm/virtio/blk"
+	"github.com/vmm-dev/vmm/virtio/virtiotest"
+)
+
+// The virtio-blk-model suite: blk.Device alone, with no VM and no exits. A
+// fake driver (virtiotest lays the queue out in guest memory mapped as
+// vmm maps it) makes sequential requests on a file backend and takes
+// completions as a guest would, one at a time (as benchblk does) and 16 at
+// a time; the peer is the host itself making the same transfers with
+// pread/pwrite, one at a time, on the same file in the page cache. The gap
+// is what the device adds: the ring, the bounce buffer, the worker hand-off
+// and the interrupt.
+
+func init() { register(suite{name: "virtio-blk-model", run: blkModelSuite}) }
+
+const (
+	blkModelFile   = 64 << 20
+	blkModelMem    = 8 << 20 // guest memory: rings and up to 16 × 64 KiB buffers
+	blkModelQueue  = 64      // three descriptors per request, 16 requests
+	blkModelTarget = 0.9     // of the host's rate
+	// modelTimeout bounds one run of a device model: a lost completion
+	// fails the suite instead of hanging it.
+	modelTimeout = 30 * time.Second
+)
+
+// blkPattern is one measured access pattern.
+type blkPattern struct {
+	typ   uint32 // blk.TypeIn or blk.TypeOut
+	size  int
+	depth int // requests the driver keeps outstanding
+	n     int // requests per run
+}
+
+func (p blkPattern) op() string {
+	if p.typ == blk.TypeIn {
+		return "read"
+	}
+	return "write"
+}
+
+func (p blkPattern) metric() string {
+	return fmt.Sprintf("blk.Device %ss, %d KiB sequential, %d outstanding", p.op(), p.size>>10, p.depth)
+}
+
+func (p blkPattern) unit() string {
+	if p.size < 64<<10 {
+		return "req/s"
+	}
+	return "MB/s"
+}
+
+// value is the figure the pattern reports for n requests in d.
+func (p blkPattern) value(d time.Duration) float64 {
+	if p.unit() == "req/s" {
+		return float64(p.n) / d.Seconds()
+	}
+	return float64(p.n*p.size) / 1e6 / d.Seconds()
+}
+
+func blkModelPatterns() []blkPattern {
+	var ps []blkPattern
+	for _, typ := range []uint32{blk.TypeIn, blk.TypeOut} {
+		for _, depth := range []int{1, 16} {
+			ps = append(ps, blkPattern{typ: typ, size: 4 << 10, depth: depth, n: 20000},
+				blkPattern{typ: typ, size: 64 << 10, depth: depth, n: 5000})
+		}
+	}
+	return ps
+}
+
+func blkModelSuite(e *Env) ([]Result, error) {
+	path := filepath.Join(e.Work, "blk-model.img")
+	if err := writePatternFile(path, blkModelFile); err != nil {
+		return nil, err
+	}
+	defer os.Remove(path)
+	e.Logf("virtio-blk-model: blk.Device on a %d MiB file vs pread/pwrite, alternately, %d runs each", blkModelFile>>20, e.Runs)
+	var out []Result
+	for _, p := range blkModelPatterns() {
+		r := Result{Suite: "virtio-blk", Metric: p.metric(), Unit: p.unit(), HigherIsBetter: true,
+			PeerName: "host p" + p.op(),
+			Note:     fmt.Sprintf("no VM: a fake driver on the device model, %d requests a run; the host makes them one at a time", p.n)}
+		for i := -1; i < e.Runs; i++ {
+			dev, err := runBlkModel(path, p)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", p.metric(), err)
+			}
+			host, err := runBlkHost(path, p)
+			if err != nil {
+				return nil, fmt.Errorf("%s, host: %w", p.metric(), err)
+			}
+			if i >= 0 {
+				r.VMM.Values = append(r.VMM.Values, p.value(dev))
+				r.Peer.Values = append(r.Peer.Values, p.value(host))
+			}
+		}
+		setAtLeast(&r, blkModelTarget, "host")
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// runBlkHost makes p's transfers with pread or pwrite and returns how long
+// they took.
+func runBlkHost(path string, p blkPattern) (time.Duration, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	buf := make([]byte, p.size)
+	for i := range buf {
+		buf[i] = byte(i) + 1
+	}
+	start := time.Now()
+	off := int64(0)
+	for range p.n {
+		if p.typ == blk.TypeIn {
+			_, err = f.ReadAt(buf, off)
+		} else {
+			_, err = f.WriteAt(buf, off)
+		}
+		if err != nil {
+			return 0, err
+		}
+		if off += int64(p.size); off+int64(p.size) > blkModelFile {
+			off = 0
+		}
+	}
+	return time.Since(start), nil
+}
+
+// runBlkModel runs p's requests through a fresh blk.Device and returns
+// how long they took, from the first notification to the last completion.
+func runBlkModel(path string, p blkPattern) (time.Duration, error) {
+	var took time.Duration
+	var runErr error
+	err := benchmarkOnce(func(b *testing.B) {
+		d, err := newBlkDriver(b, path, p)
+		if err != nil {
+			runErr = err
+			b.FailNow()
+		}
+		defer d.close()
+		if took, err = d.run(); err != nil {
+			runErr = err
+			b.FailNow()
+		}
+	})
+	if runErr != nil {
+		return 0, runErr
+	}
+	if err != nil {
+		return 0, err
+	}
+	return took, nil
+}
+
+// benchmarkOnce runs f once through testing.Benchmark, which gives it the
+// testing.B that virtiotest wants, outside `go test`. With benchtime "1x"
+// the benchmark function runs with b.N = 1 only.
+func benchmarkOnce(f func(b *testing.B)) error {
+	testing.Init() // registers -test.* on the command line's flag set; once
+	if err := flag.Set("test.benchtime", "1x"); err != nil {
+		return err
+	}
+	if testing.Benchmark(f).N == 0 {
+		return errors.New("the benchmark failed")
+	}
+	return nil
+}
+
+// blkDriver is the guest side: request slot i always uses descriptors 3i
+// (header), 3i+1 (data) and 3i+2 (status), so a slot is free again as soon
+// as its head comes back. virtiotest lays the queue and buffers out; the
+// rings are then worked here directly, as a guest works them (virtiotest's
+// helpers call testing.B.Helper, whose stack walk costs more than the
+// device).
+type blkDriver struct {
+	p       blkPattern
+	backend *blk.File
+	dev     *blk.Device
+	mem     *guestmem.Memory
+	ring    modelRing
+	irq     *chanIRQ
+
+	hdr, status []guestmem.GuestAddr
+	next        uint64 // sector of the next request
+	sectors     uint64 // requests wrap here
+}
+
+// modelRing is the driver's end of one split virtqueue that virtiotest
+// laid out.
+type modelRing struct {
+	mem      *guestmem.Memory
+	cfg      virtio.Config
+	availIdx uint16
+	usedSeen uint16
+}
+
+// publish puts head in the next available ring entry, then bumps
+// avail.idx (§2.7.13).
+func (r *modelRing) publish(head uint16) error {
+	entry := r.cfg.AvailRing + guestmem.GuestAddr(virtio.AvailRingOffset+virtio.AvailEntrySize*uint64(r.availIdx%r.cfg.Size))
+	r.availIdx++
+	return errors.Join(r.mem.WriteUint16(entry, head), r.mem.WriteUint16(r.cfg.AvailRing+virtio.AvailIdxOffset, r.availIdx))
+}
+
+// reap calls done for each head the device returned since the last call.
+func (r *modelRing) reap(done func(head uint16) error) error {
+	idx, err := r.mem.ReadUint16(r.cfg.UsedRing + virtio.UsedIdxOffset)
+	for ; err == nil && r.usedSeen != idx; r.usedSeen++ {
+		elem := r.cfg.UsedRing + guestmem.GuestAddr(virtio.UsedRingOffset+virtio.UsedElemSize*uint64(r.usedSeen%r.cfg.Size))
+		var id uint32
+		if id, err = r.mem.ReadUint32(elem + virtio.UsedElemIDOffset); err == nil {
+			err = done(uint16(id))
+		}
+	}
+	return err
+}
+
+// chanIRQ is a virtio.Interrupt that wakes whoever waits on signalled; a
+// token waiting already absorbs more signals.
+type chanIRQ struct{ signalled chan struct{} }
+
+func newChanIRQ() *chanIRQ { return &chanIRQ{signalled: make(chan struct{}, 1)} }
+
+func (c *chanIRQ) Signal(int) error {
+	select {
+	case c.signalled <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func newBlkDriver(b *testing.B, path string, p blkPattern) (*blkDriver, error) {
+	backend, err := blk.NewFileBackend(path, false)
+	if err != nil {
+		return nil, err
+	}
+	dev, err := blk.New(backend, blk.Options{}) // vmm's options: the default workers
+	if err != nil {
+		backend.Close()
+		return nil, err
+	}
+	mem, err := guestmem.New([]guestmem.RegionSpec{{Start: 0, Size: blkModelMem}})
+	if err != nil {
+		backend.Close()
+		return nil, err
+	}
+	d := &blkDriver{p: p, backend: backend, dev: dev, mem: mem, irq: newChanIRQ(),
+		sectors: uint64(blkModelFile / p.size * p.size / blk.SectorSize)}
+	drv := virtiotest.New(b, mem, blkModelQueue)
+	dataFlag := uint16(virtio.DescFWrite)
+	if p.typ == blk.TypeOut {
+		dataFlag = 0
+	}
+	data := make([]byte, p.size)
+	for i := range data {
+		data[i] = byte(i) + 1
+	}
+	for i := range uint16(p.depth) {
+		hdr, buf, status := drv.Alloc(blk.HeaderSize), drv.Put(data), drv.Alloc(1)
+		drv.WriteDesc(3*i, virtio.Descriptor{Addr: hdr, Len: blk.HeaderSize, Flags: virtio.DescFNext, Next: 3*i + 1})
+		drv.WriteDesc(3*i+1, virtio.Descriptor{Addr: buf, Len: uint32(p.size), Flags: dataFlag | virtio.DescFNext, Next: 3*i + 2})
+		drv.WriteDesc(3*i+2, virtio.Descriptor{Addr: status, Len: 1, Flags: virtio.DescFWrite})
+		d.hdr, d.status = append(d.hdr, hdr), append(d.status, status)
+	}
+	features := blk.FeatureFlush | virtio.FeatureVersion1
+	d.ring = modelRing{mem: mem, cfg: drv.Config(features)}
+	q, err := virtio.NewQueue(blkModelQueue)
+	if err == nil {
+		err = q.Enable(mem, d.ring.cfg)
+	}
+	if err == nil {
+		err = dev.Activate(mem, features, []*virtio.Queue{q}, d.irq)
+	}
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *blkDriver) close() {
+	d.dev.Reset()
+	d.mem.Close()
+	d.backend.Close()
+}
+
+// submit makes slot's request available for the next sectors.
+func (d *blkDriver) submit(slot uint16) error {
+	var h [blk.HeaderSize]byte
+	binary.LittleEndian.PutUint32(h[:], d.p.typ)
+	binary.LittleEndian.PutUint64(h[8:], d.next)
+	d.next += uint64(d.p.size / blk.SectorSize)
+	if d.next >= d.sectors {
+		d.next = 0
+	}
+	if err := d.mem.WriteAt(h[:], d.hdr[slot]); err != nil {
+		return err
+	}
+	return d.ring.publish(3 * slot)
+}
+
+// run completes p.n requests with up to p.depth outstanding, refilling
+// after each interrupt, and returns the time they took.
+func (d *blkDriver) run() (time.Duration, error) {
+	start := time.Now()
+	submitted, completed := 0, 0
+	for ; submitted < min(d.p.depth, d.p.n); submitted++ {
+		if err := d.submit(uint16(submitted)); err != nil {
+			return 0, err
+		}
+	}
+	if err := d.dev.Notify(0); err != nil {
+		return 0, err
+	}
+	// One watchdog for the run: a timer per wait would cost about what
+	// the device does.
+	stuck := make(chan struct{})
+	watchdog := time.AfterFunc(modelTimeout, func() { close(stuck) })
+	defer watchdog.Stop()
+	for completed < d.p.n {
+		select {
+		case <-d.irq.signalled:
+		case <-stuck:
+			return 0, fmt.Errorf("%d of %d requests done after %v", completed, d.p.n, modelTimeout)
+		}
+		refilled := false
+		err := d.ring.reap(func(head uint16) error {
+			slot := head / 3
+			var st [1]byte
+			if err := d.mem.ReadAt(st[:], d.status[slot]); err != nil || st[0] != blk.StatusOK {
+				return fmt.Errorf("request in slot %d: status %d, %v", slot, st[0], err)
+			}
+			completed++
+			if submitted < d.p.n {
+				submitted++
+				refilled = true
+				return d.submit(slot)
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+		if refilled {
+			if err := d.dev.Notify(0); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return time.Since(start), nil
+}
