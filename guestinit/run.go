@@ -132,6 +132,11 @@ func (r *Runner) runWorkload(cfg protocol.RunConfig, ports *runPorts) (int, erro
 	go serveControl(ports.control, r.logf, signals, term.resize)
 	// The agent's programs are children too: Supervise reaps for them.
 	children := workload.NewChildren()
+	// The working directory exists before the agent can run anything in
+	// it, not only once the workload starts.
+	if err := workload.MakeWorkdir(r.Root, spec); err != nil {
+		return workload.StatusRunFailed, err
+	}
 	r.startAgent(spec, children)
 	status, err := workload.Supervise(spec, stdio, workload.Options{Chroot: r.Root, KillOthers: true, Signals: signals, Children: children})
 	if term != nil {

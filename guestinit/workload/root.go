@@ -80,6 +80,16 @@ func makeWorkdir(root, dir string) error {
 	return nil
 }
 
+// MakeWorkdir creates spec's working directory inside root, as docker
+// does when it creates the container: before the workload starts, so
+// anything else run there (an exec) finds it too.
+func MakeWorkdir(root string, spec Spec) error {
+	if root == "" {
+		root = "/"
+	}
+	return makeWorkdir(root, spec.Dir)
+}
+
 // RootFS returns the image tree at dir as an fs.FS for Resolve, with
 // symlinks resolved inside dir as they will be once the workload is
 // chrooted there. os.DirFS would follow an absolute link (an /etc/passwd
