@@ -87,8 +87,11 @@ fuzz:
 # Not part of `make test`. BENCHFLAGS adds flags, e.g. BENCHFLAGS='-runs 10
 # -only start-up'; `go run ./bench -h` lists them.
 BENCHFLAGS ?=
+# bench measures vmm and QEMU side by side (docs/benchmarks.md): the table
+# goes to out/bench/table.md, the plot to docs/benchmarks.png.
 bench: deps build
-	$(GO) run ./bench -vmm $(VMM) -markdown docs/benchmarks-table.md -plot docs/benchmarks.png $(BENCHFLAGS)
+	@mkdir -p $(OUT)/bench
+	$(GO) run ./bench -vmm $(VMM) -markdown out/bench/table.md -plot docs/benchmarks.png $(BENCHFLAGS)
 
 clean:
 	rm -rf $(BIN) $(OUT)
