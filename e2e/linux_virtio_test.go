@@ -339,7 +339,15 @@ func waitEchoReply(conn net.PacketConn, id, seq uint16, deadline time.Time) bool
 func fetchInNetns(ns string, addr netip.AddrPort, timeout time.Duration) ([]byte, error) {
 	var got []byte
 	err := inNetns(ns, func() error {
+		// A dial can fail for a moment after the guest answered a ping (a
+		// neighbour entry being revalidated gives EHOSTUNREACH): retry
+		// until the deadline.
+		deadline := time.Now().Add(timeout)
 		conn, err := net.DialTimeout("tcp4", addr.String(), timeout)
+		for err != nil && time.Now().Before(deadline) {
+			time.Sleep(200 * time.Millisecond)
+			conn, err = net.DialTimeout("tcp4", addr.String(), time.Until(deadline))
+		}
 		if err != nil {
 			return err
 		}
