@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -101,9 +102,7 @@ func TestVirtio_NetTAP(t *testing.T) {
 
 	vm.Expect(`virtio-net: rx ready\n`, guestTimeout)
 	frame := append(append(append(bytes.Clone(guestMAC), hostMAC...), 0x88, 0xb5), "hello from the host"...)
-	if err := ps.send(frame); err != nil {
-		t.Fatalf("send into tap0: %v", err)
-	}
+	sendWhenUp(t, ps, frame)
 	vm.Expect(`virtio-net: got 33 bytes from 02:00:00:00:00:01 num_buffers 1: hello from the host\n`, guestTimeout)
 	if code := vm.Wait(guestTimeout); code != vmm.StatusGuestOff {
 		t.Errorf("exit status %d, want %d; stderr:\n%s", code, vmm.StatusGuestOff, vm.Stderr())
@@ -155,5 +154,47 @@ func TestVirtio_NetTAP_Busy(t *testing.T) {
 	res := vmtest.Run(t, vmtest.Config{Kernel: kernel, Memory: "32M", NetNS: ns, Args: []string{"--net", "tap=tap0"}}, guestTimeout)
 	if res.Code != vmm.StatusSetupError || !strings.Contains(res.Stderr, "TAP tap0: in use by another process") || res.Console != "" {
 		t.Errorf("status %d, stderr %q, console %q; want %d and the TAP named as busy", res.Code, res.Stderr, res.Console, vmm.StatusSetupError)
+	}
+}
+
+// TestVirtio_NetTAP_DownThenUp: a TAP that is down drops the guest's frame
+// (a write to it fails) without wedging the device: once the TAP is up
+// again, a frame from the host still reaches the guest.
+func TestVirtio_NetTAP_DownThenUp(t *testing.T) {
+	kernel := guest(t, "virtionet")
+	ns := newNetns(t, "tap0", "")
+	if out, err := exec.Command("ip", "-n", ns, "link", "set", "tap0", "down").CombinedOutput(); err != nil {
+		t.Fatalf("ip link set tap0 down: %v\n%s", err, out)
+	}
+	ps := newPacketSocket(t, ns, "tap0")
+	vm := vmtest.Start(t, vmtest.Config{
+		Kernel: kernel, Memory: "32M", NetNS: ns,
+		Args: []string{"--net", "tap=tap0,mac=02:00:00:00:00:02", "--rng=false"},
+	})
+	vm.Expect(`virtio-net: sent\n`, guestTimeout) // the frame was taken, and dropped
+	vm.Expect(`virtio-net: rx ready\n`, guestTimeout)
+	if out, err := exec.Command("ip", "-n", ns, "link", "set", "tap0", "up").CombinedOutput(); err != nil {
+		t.Fatalf("ip link set tap0 up: %v\n%s", err, out)
+	}
+	guestMAC := []byte{0x02, 0, 0, 0, 0, 0x02}
+	hostMAC := []byte{0x02, 0, 0, 0, 0, 0x01}
+	frame := append(append(append(bytes.Clone(guestMAC), hostMAC...), 0x88, 0xb5), "hello from the host"...)
+	sendWhenUp(t, ps, frame)
+	vm.Expect(`virtio-net: got 33 bytes from 02:00:00:00:00:01 num_buffers 1: hello from the host\n`, guestTimeout)
+	if code := vm.Wait(guestTimeout); code != vmm.StatusGuestOff {
+		t.Errorf("exit status %d, want %d; stderr:\n%s", code, vmm.StatusGuestOff, vm.Stderr())
+	}
+}
+
+// sendWhenUp sends frame into the TAP, retrying for a moment: a link just
+// set up reports ENETDOWN until the kernel has brought it up.
+func sendWhenUp(t *testing.T, ps *packetSocket, frame []byte) {
+	t.Helper()
+	err := ps.send(frame)
+	for deadline := time.Now().Add(3 * time.Second); err != nil && time.Now().Before(deadline); err = ps.send(frame) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("send into tap0: %v", err)
 	}
 }
