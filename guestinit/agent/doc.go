@@ -8,8 +8,8 @@
 // QEMU socket chardev) or over vmm's SEQPACKET bridge (package
 // vmm/msgbridge), where one message is one frame.
 //
-// It uses the standard library and x/sys only, so guest and host tools
-// both import it.
+// Besides the standard library and x/sys it uses only guestinit/workload
+// (execvp's path search), so guest and host tools both import it.
 //
 // # Wire format
 //

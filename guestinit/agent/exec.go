@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vmm-dev/vmm/guestinit/workload"
 )
 
 // Exit statuses of a program that did not start, as docker exec's.
@@ -263,31 +264,17 @@ func isChdir(err error) bool {
 	return errors.As(err, &pe) && pe.Op == "chdir"
 }
 
-// lookPath finds file as execvp(3) does, inside the root as the program
-// will see it: a name with a slash is used as it is, otherwise each entry
-// of pathList is tried (relative ones from dir) for a regular file with
-// an execute bit.
+// lookPath finds file as execvp(3) does (workload.LookPathFunc), inside
+// the root as the program will see it.
 func (s *server) lookPath(dir, file, pathList string) (string, error) {
-	if strings.Contains(file, "/") {
-		return file, nil
-	}
-	if file != "" {
-		for _, entry := range filepath.SplitList(pathList) {
-			candidate := path.Join(entry, file)
-			if !path.IsAbs(candidate) {
-				candidate = path.Join(dir, candidate)
-			}
-			name, err := cleanPath(candidate)
-			if err != nil {
-				continue
-			}
-			st, err := s.root.stat(name)
-			if err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Mode&0o111 != 0 {
-				return candidate, nil
-			}
+	return workload.LookPathFunc(dir, file, pathList, func(candidate string) bool {
+		name, err := cleanPath(candidate)
+		if err != nil {
+			return false
 		}
-	}
-	return "", &exec.Error{Name: file, Err: exec.ErrNotFound}
+		st, err := s.root.stat(name)
+		return err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Mode&0o111 != 0
+	})
 }
 
 // credential resolves a request's user.

@@ -18,6 +18,14 @@ import (
 // is an *exec.Error, which reads as docker's ("executable file not found
 // in $PATH").
 func LookPath(root, dir, file, pathList string) (string, error) {
+	return LookPathFunc(dir, file, pathList, func(name string) bool { return isExecutable(root, name) })
+}
+
+// LookPathFunc is LookPath with the test for "a regular file with an
+// execute bit" given as executable, called with each candidate path as the
+// program would see it: for callers that reach the root another way (the
+// guest agent resolves paths with openat2).
+func LookPathFunc(dir, file, pathList string, executable func(name string) bool) (string, error) {
 	if strings.Contains(file, "/") {
 		return file, nil
 	}
@@ -27,7 +35,7 @@ func LookPath(root, dir, file, pathList string) (string, error) {
 			if !path.IsAbs(candidate) {
 				candidate = path.Join(dir, candidate)
 			}
-			if isExecutable(root, candidate) {
+			if executable(candidate) {
 				return candidate, nil
 			}
 		}
