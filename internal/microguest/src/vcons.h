@@ -115,4 +115,34 @@ static int write_port(u32 port, const void *buf, u32 len)
 	return submit(&v, q, "vcons") >= 0;
 }
 
+/* vcons_up finds the console device, checks that it has min to max ports,
+ * brings it up with MULTIPORT, posts the control buffers and sends
+ * DEVICE_READY, as Linux's driver starts. It returns the number of ports,
+ * or 0 after saying why on the UART. */
+static u32 vcons_up(const char *name, u32 min, u32 max)
+{
+	u32 dev = vdev_find(0, 3);
+	if (dev == 32 || !vdev_open(&v, dev)) {
+		puts2(name, ": no console device\n");
+		return 0;
+	}
+	u32 nports = rd32(v.device, CFG_MAX_NR_PORTS);
+	if (nports < min || nports > max) {
+		puts2(name, ": max_nr_ports ");
+		uart_dec(nports);
+		uart_puts(", want ");
+		uart_dec(min);
+		uart_puts(" to ");
+		uart_dec(max);
+		uart_puts("\n");
+		return 0;
+	}
+	if (!bring_up(&v, name, CONSOLE_F_MULTIPORT, (int)(2 * (nports + 1))))
+		return 0;
+	for (u16 i = 0; i < CTRL_BUFS; i++)
+		post_ctrl(i);
+	send_ctrl(0, DEVICE_READY, 1);
+	return nports;
+}
+
 #endif

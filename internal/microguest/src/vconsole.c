@@ -23,23 +23,8 @@ static u8 rxbuf[256] __attribute__((aligned(16)));
 int main(const u8 *boot_params)
 {
 	(void)boot_params;
-	u32 dev = vdev_find(0, 3);
-	if (dev == 32 || !vdev_open(&v, dev)) {
-		uart_puts("vconsole: no console device\n");
+	if (!vcons_up("vconsole", MAX_PORTS, MAX_PORTS))
 		return 1;
-	}
-	u32 nports = rd32(v.device, CFG_MAX_NR_PORTS);
-	if (nports != MAX_PORTS) {
-		uart_puts("vconsole: max_nr_ports ");
-		uart_dec(nports);
-		uart_puts(", want 3\n");
-		return 1;
-	}
-	if (!bring_up(&v, "vconsole", CONSOLE_F_MULTIPORT, (int)(2 * (nports + 1))))
-		return 1;
-	for (u16 i = 0; i < CTRL_BUFS; i++)
-		post_ctrl(i);
-	send_ctrl(0, DEVICE_READY, 1);
 
 	struct pm_clock clk;
 	pm_clock_start(&clk);

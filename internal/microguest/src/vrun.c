@@ -48,21 +48,9 @@ static int has_prefix(const char *s, const char *p)
 int main(const u8 *boot_params)
 {
 	(void)boot_params;
-	u32 dev = vdev_find(0, 3);
-	if (dev == 32 || !vdev_open(&v, dev)) {
-		uart_puts("vrun: no console device\n");
+	u32 nports = vcons_up("vrun", 3, VC_PORTS);
+	if (!nports)
 		return 1;
-	}
-	u32 nports = rd32(v.device, CFG_MAX_NR_PORTS);
-	if (nports < 3 || nports > VC_PORTS) {
-		uart_puts("vrun: want 3 or 4 ports\n");
-		return 1;
-	}
-	if (!bring_up(&v, "vrun", CONSOLE_F_MULTIPORT, (int)(2 * (nports + 1))))
-		return 1;
-	for (u16 i = 0; i < CTRL_BUFS; i++)
-		post_ctrl(i);
-	send_ctrl(0, DEVICE_READY, 1);
 
 	struct pm_clock clk;
 	pm_clock_start(&clk);
