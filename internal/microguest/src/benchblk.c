@@ -53,18 +53,6 @@ static const struct phase phases[] = {
 	{"read-64k", BLK_T_IN, 64u << 10},
 };
 
-static u64 capacity(struct vdev *v)
-{
-	u8 gen;
-	u32 lo, hi;
-	do {
-		gen = rd8(v->common, CC_GENERATION);
-		lo = rd32(v->device, 0);
-		hi = rd32(v->device, 4);
-	} while (rd8(v->common, CC_GENERATION) != gen);
-	return (u64)hi << 32 | lo;
-}
-
 /* polls counts the phase's looks at the used ring: beyond one per
  * request, each is a wait for the VMM. */
 static u64 polls;
@@ -138,7 +126,7 @@ int main(const u8 *boot_params)
 	}
 	if (!bring_up(&v, GUEST, BLK_F_FLUSH, 1))
 		return 1;
-	u64 sectors = capacity(&v);
+	u64 sectors = blk_capacity(&v);
 	uart_puts(GUEST ": n=");
 	uart_dec(n);
 	uart_puts(c.have ? " pm=1" : " pm=0");

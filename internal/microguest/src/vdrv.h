@@ -488,4 +488,18 @@ VDRV void blk_chain(struct vq *q, u32 type, u64 sector, u32 len, int in)
 	set_desc(q, i, &blk_status, 1, VIRTQ_DESC_F_WRITE, 1);
 }
 
+/* blk_capacity reads the disk's size in sectors from the device
+ * configuration, again if the generation changed meanwhile (§4.1.4.3). */
+VDRV u64 blk_capacity(struct vdev *v)
+{
+	u8 gen;
+	u32 lo, hi;
+	do {
+		gen = rd8(v->common, CC_GENERATION);
+		lo = rd32(v->device, 0);
+		hi = rd32(v->device, 4);
+	} while (rd8(v->common, CC_GENERATION) != gen);
+	return (u64)hi << 32 | lo;
+}
+
 #endif

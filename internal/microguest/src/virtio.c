@@ -48,18 +48,6 @@ static int blk_request(struct vdev *v, u32 type, u64 sector, u32 len, int in)
 	return blk_status;
 }
 
-static u64 blk_capacity(struct vdev *v)
-{
-	u8 gen;
-	u32 lo, hi;
-	do {
-		gen = rd8(v->common, CC_GENERATION);
-		lo = rd32(v->device, 0);
-		hi = rd32(v->device, 4);
-	} while (rd8(v->common, CC_GENERATION) != gen);
-	return (u64)hi << 32 | lo;
-}
-
 static u32 fnv1a(const u8 *p, u32 n)
 {
 	u32 h = 2166136261u;
