@@ -20,8 +20,10 @@ func (c *consoleTail) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.buf = append(c.buf, p...)
-	if over := len(c.buf) - consoleTailBytes; over > 0 {
-		c.buf = append(c.buf[:0], c.buf[over:]...)
+	// Trimmed only past twice the size, so a busy console does not copy
+	// the tail on every write.
+	if len(c.buf) > 2*consoleTailBytes {
+		c.buf = append(c.buf[:0], c.buf[len(c.buf)-consoleTailBytes:]...)
 	}
 	return len(p), nil
 }

@@ -19,7 +19,7 @@ func TestConsoleTail(t *testing.T) {
 	if got := c.lines(2); got != "[    1.0] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100\n[    1.1] ---[ end Kernel panic" {
 		t.Errorf("lines(2) = %q", got)
 	}
-	if len(c.buf) > consoleTailBytes {
+	if len(c.buf) > 2*consoleTailBytes {
 		t.Errorf("kept %d bytes", len(c.buf))
 	}
 }

@@ -375,7 +375,7 @@ func (m *Machine) Run(ctx context.Context) Outcome {
 
 // judgeEnd tells a guest kernel's panic from a clean reset or power-off
 // (Linux with panic=-1 reboots at once) and keeps the console's last lines
-// in every abnormal outcome. m.mu is held.
+// in the outcome. m.mu is held.
 func (m *Machine) judgeEnd() {
 	o := &m.outcome
 	if o.Reason == ReasonReset || o.Reason == ReasonPowerOff {
@@ -383,15 +383,11 @@ func (m *Machine) judgeEnd() {
 			o.Reason, o.Detail = ReasonGuestPanic, line
 		}
 	}
-	switch o.Reason {
-	case ReasonReset, ReasonPowerOff, ReasonInterrupted, ReasonTerminated:
-	default:
-		o.ConsoleTail = m.tail.lines(outcomeTailLines)
-	}
+	o.ConsoleTail = m.tail.lines(outcomeTailLines)
 }
 
-// outcomeTailLines is how many console lines an abnormal Outcome keeps.
-const outcomeTailLines = 10
+// outcomeTailLines is how many console lines an Outcome keeps.
+const outcomeTailLines = 20
 
 // Stop ends the run with reason, unless it already ended: the first reason
 // wins. It may be called from any goroutine, including a vCPU's own.

@@ -81,9 +81,19 @@ type Outcome struct {
 	// Emulated counts the instructions the VMM performed for the guest
 	// because KVM could not (the compatibility profile's fallback).
 	Emulated map[string]uint64
-	// ConsoleTail is the end of the guest's console for an abnormal end
-	// (a crash, a panic, a VMM error): often the guest's own account.
+	// ConsoleTail is the end of the guest's console: after an abnormal
+	// end (Crashed), often the guest's own account of it.
 	ConsoleTail string
+}
+
+// Crashed reports an end the guest did not ask for cleanly: a crash, a
+// panic, a KVM or VMM error (not a reset, a power-off or a stop by signal).
+func (o Outcome) Crashed() bool {
+	switch o.Reason {
+	case ReasonReset, ReasonPowerOff, ReasonInterrupted, ReasonTerminated:
+		return false
+	}
+	return true
 }
 
 // emulatedCounts counts fallback-emulated instructions by mnemonic.

@@ -161,7 +161,7 @@ func runBoot(args []string, stdout, stderr io.Writer) int {
 	out := m.Run(context.Background())
 	con.restore()
 	fmt.Fprintf(stderr, "\nvmm: %s; unhandled accesses: pio=%d mmio=%d%s\n", out, out.Unhandled.PIO, out.Unhandled.MMIO, emulatedSummary(out.Emulated))
-	if out.ConsoleTail != "" {
+	if out.Crashed() && out.ConsoleTail != "" {
 		fmt.Fprintf(stderr, "vmm: the guest's console ended with:\n%s\n", out.ConsoleTail)
 	}
 	if os.Getenv("VMM_TRACE_STARTUP") != "" {

@@ -98,20 +98,6 @@ func TestChannel_Backlog(t *testing.T) {
 	}
 }
 
-func TestTailBuffer(t *testing.T) {
-	tb := &tailBuffer{max: 64}
-	for i := range 50 {
-		tb.Write([]byte(strings.Repeat("x", i%7) + "\r\n"))
-	}
-	tb.Write([]byte("last line\r\n"))
-	if got := tb.lines(2); !strings.HasSuffix(got, "\nlast line") || strings.Contains(got, "\r") {
-		t.Errorf("lines(2) = %q", got)
-	}
-	if len(tb.buf) > 64 {
-		t.Errorf("kept %d bytes, max 64", len(tb.buf))
-	}
-}
-
 // FuzzChannelControl: whatever a guest writes on its control port, in
 // whatever pieces, the host never panics, and it takes an exit status only
 // from a well-formed "exit N" line.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/vmm-dev/vmm/vmm"
@@ -17,7 +16,7 @@ type Stdio struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	// Console, if set, gets the guest's serial console (the kernel's and
-	// guestinit's messages); otherwise only its tail is kept, for errors.
+	// guestinit's messages); its tail is in errors either way.
 	Console io.Writer
 	// Log gets the VMM's own warnings; nil discards them.
 	Log io.Writer
@@ -27,7 +26,6 @@ type Stdio struct {
 type Run struct {
 	Channel *Channel
 	Machine *vmm.Machine
-	tail    *tailBuffer
 	started time.Time
 }
 
@@ -42,15 +40,11 @@ func Start(p *Prepared, stdio Stdio, extra ...vmm.Port) (*Run, error) {
 	}
 	r := &Run{
 		Channel: NewChannel(stdin, orDiscard(stdio.Stdout), orDiscard(stdio.Stderr), withStdin),
-		tail:    &tailBuffer{max: consoleTail},
 		started: time.Now(),
 	}
 	cfg := p.Config
 	cfg.Ports = append(r.Channel.Ports(), extra...)
-	cfg.Console = r.tail
-	if stdio.Console != nil {
-		cfg.Console = io.MultiWriter(r.tail, stdio.Console)
-	}
+	cfg.Console = stdio.Console
 	cfg.Log = stdio.Log
 	m, err := vmm.New(cfg)
 	if err != nil {
@@ -89,7 +83,7 @@ func (r *Run) Wait(ctx context.Context) (int, error) {
 	if status, ok := r.Channel.ExitStatus(); ok {
 		return status, nil
 	}
-	return 0, &ExitError{Outcome: out, Console: r.tail.lines(consoleTailLines)}
+	return 0, &ExitError{Outcome: out, Console: out.ConsoleTail}
 }
 
 // Startup is how long the run took from Start to the guest's first
@@ -107,38 +101,4 @@ func orDiscard(w io.Writer) io.Writer {
 		return io.Discard
 	}
 	return w
-}
-
-const (
-	consoleTail      = 16 << 10
-	consoleTailLines = 20
-)
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-// lines returns the last n lines, without carriage returns.
-func (t *tailBuffer) lines(n int) string {
-	t.mu.Lock()
-	s := strings.ReplaceAll(string(t.buf), "\r", "")
-	t.mu.Unlock()
-	ls := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(ls) > n {
-		ls = ls[len(ls)-n:]
-	}
-	return strings.Join(ls, "\n")
 }
