@@ -123,10 +123,13 @@ func runBoot(args []string, stdout, stderr io.Writer) int {
 		return vmm.StatusUsage
 	}
 	defer closePorts()
-	filter, err := seccompFlag(o.seccomp, stderr)
+	filter, err := seccompFlag(o.seccomp)
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm boot: %v\n", err)
 		return vmm.StatusUsage
+	}
+	if !filter {
+		warnSeccompOff(stderr)
 	}
 	cfg := vmm.Config{
 		Seccomp: filter,
@@ -362,16 +365,20 @@ func openPorts(specs []string, log io.Writer) ([]vmm.Port, func(), error) {
 
 const seccompUsage = "system-call filter once the VM runs: on, or off (for debugging only: the VMM then runs unconfined)"
 
-// seccompFlag reads --seccomp; off is announced loudly, every time.
-func seccompFlag(v string, stderr io.Writer) (bool, error) {
+// seccompFlag reads --seccomp.
+func seccompFlag(v string) (bool, error) {
 	switch v {
 	case "on":
 		return true, nil
 	case "off":
-		fmt.Fprintln(stderr, "vmm: WARNING: --seccomp=off: the VMM runs without its system-call filter; a guest that compromised a device could make any system call vmm's user can. Use it for debugging only.")
 		return false, nil
 	}
 	return false, fmt.Errorf("--seccomp %q: use on or off", v)
+}
+
+// warnSeccompOff says loudly, every time, that the filter is off.
+func warnSeccompOff(stderr io.Writer) {
+	fmt.Fprintln(stderr, "vmm: WARNING: --seccomp=off: the VMM runs without its system-call filter; a guest that compromised a device could make any system call vmm's user can. Use it for debugging only.")
 }
 
 // stopOnSignals ends the run on signals: SIGINT stops the VM at once;

@@ -106,7 +106,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	}
 	spec.Image, spec.Args = fs.Arg(0), fs.Args()[1:]
 	if !mach.Seccomp {
-		seccompFlag("off", stderr) // says so, loudly
+		warnSeccompOff(stderr)
 	}
 	if err := checkHostMemory(mach.MemoryBytes); err != nil {
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
@@ -305,7 +305,7 @@ func (o *runOptions) resolve(fs *pflag.FlagSet, lookup func(string) (string, boo
 	if err != nil {
 		return spec, container.Machine{}, fmt.Errorf("--disk: %w", err)
 	}
-	filter, err := seccompFlag(o.seccomp, io.Discard)
+	filter, err := seccompFlag(o.seccomp)
 	if err != nil {
 		return spec, container.Machine{}, err
 	}
