@@ -49,26 +49,8 @@ func startQEMUAgent(t *testing.T, args ...string) *qemuAgent {
 		"-chardev", "socket,id=agent,path=" + sock + ",server=on,wait=off",
 		"-device", "virtserialport,name=" + protocol.PortAgent + ",chardev=agent",
 	}, args...)
-	q := &qemuAgent{proc: &guestProc{cmd: exec.Command(qemu, args...), console: newConsoleLog(), done: make(chan struct{})}}
+	q := &qemuAgent{proc: startGuestProc(t, exec.Command(qemu, args...))}
 	g := q.proc
-	g.cmd.Stdout, g.cmd.Stderr = g.console, g.console
-	g.cmd.WaitDelay = time.Second
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		g.err = g.cmd.Wait()
-		g.console.close()
-		close(g.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-g.done:
-		default:
-			g.cmd.Process.Kill()
-			<-g.done
-		}
-	})
 	var conn net.Conn
 	for deadline := time.Now().Add(10 * time.Second); conn == nil; time.Sleep(20 * time.Millisecond) {
 		if conn, err = net.Dial("unix", sock); err != nil && time.Now().After(deadline) {

@@ -387,11 +387,15 @@ type guestProc struct {
 // is still running, and when the test process dies.
 func startInNetns(t *testing.T, ns, prog string, args ...string) *guestProc {
 	t.Helper()
-	g := &guestProc{
-		cmd:     exec.Command("ip", append([]string{"netns", "exec", ns, prog}, args...)...),
-		console: newConsoleLog(),
-		done:    make(chan struct{}),
-	}
+	return startGuestProc(t, exec.Command("ip", append([]string{"netns", "exec", ns, prog}, args...)...))
+}
+
+// startGuestProc starts cmd with its stdout and stderr as the console. It
+// is killed when the test ends if it is still running, and when the test
+// process dies.
+func startGuestProc(t *testing.T, cmd *exec.Cmd) *guestProc {
+	t.Helper()
+	g := &guestProc{cmd: cmd, console: newConsoleLog(), done: make(chan struct{})}
 	g.cmd.Stdout, g.cmd.Stderr = g.console, g.console
 	g.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	g.cmd.WaitDelay = time.Second
