@@ -176,42 +176,7 @@ func TestSocket_ReadPacket(t *testing.T) {
 func TestSocket_Deadline(t *testing.T) {
 	sw := newFakeSwitch(t, filepath.Join(t.TempDir(), "sw"))
 	s, _ := openRegistered(t, sw)
-	buf := make([]byte, net.MaxPacketSize)
-	errc := make(chan error, 1)
-	go func() {
-		_, err := s.ReadPacket(buf)
-		errc <- err
-	}()
-	time.Sleep(10 * time.Millisecond) // let it wait; the test passes either way
-	if err := s.SetReadDeadline(time.Unix(1, 0)); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-errc:
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Errorf("ReadPacket = %v, want ErrDeadlineExceeded", err)
-		}
-	case <-time.After(testTimeout):
-		t.Fatal("deadline did not wake ReadPacket")
-	}
-	if _, err := s.TryReadPacket(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Errorf("TryReadPacket past the deadline = %v", err)
-	}
-	s.SetReadDeadline(time.Time{})
-	go func() {
-		_, err := s.ReadPacket(buf)
-		errc <- err
-	}()
-	time.Sleep(10 * time.Millisecond)
-	s.Close()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, os.ErrClosed) {
-			t.Errorf("ReadPacket after Close = %v, want ErrClosed", err)
-		}
-	case <-time.After(testTimeout):
-		t.Fatal("Close did not wake ReadPacket")
-	}
+	checkDeadlineAndClose(t, s)
 }
 
 // TestSocket_SwitchGone: with the switch gone, writes fail at once, every

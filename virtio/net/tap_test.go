@@ -93,41 +93,7 @@ func TestTAP_Deadline(t *testing.T) {
 	if _, err := env.tap.TryReadPacket(buf); !errors.Is(err, net.ErrNoPacket) {
 		t.Fatalf("TryReadPacket with nothing queued = %v", err)
 	}
-	errc := make(chan error, 1)
-	go func() {
-		_, err := env.tap.ReadPacket(buf)
-		errc <- err
-	}()
-	time.Sleep(10 * time.Millisecond) // let it wait; the test passes either way
-	if err := env.tap.SetReadDeadline(time.Unix(1, 0)); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-errc:
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Errorf("ReadPacket = %v, want ErrDeadlineExceeded", err)
-		}
-	case <-time.After(testTimeout):
-		t.Fatal("deadline did not wake ReadPacket")
-	}
-	if _, err := env.tap.TryReadPacket(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Errorf("TryReadPacket past the deadline = %v", err)
-	}
-	env.tap.SetReadDeadline(time.Time{})
-	go func() {
-		_, err := env.tap.ReadPacket(buf)
-		errc <- err
-	}()
-	time.Sleep(10 * time.Millisecond)
-	env.tap.Close()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, os.ErrClosed) {
-			t.Errorf("ReadPacket after Close = %v, want ErrClosed", err)
-		}
-	case <-time.After(testTimeout):
-		t.Fatal("Close did not wake ReadPacket")
-	}
+	checkDeadlineAndClose(t, env.tap)
 }
 
 // TestTAP_Device: the device moves frames both ways through a real TAP.
@@ -232,4 +198,47 @@ func dropNetAdmin() error {
 	}
 	data[0].Effective &^= 1 << unix.CAP_NET_ADMIN
 	return unix.Capset(&hdr, &data[0])
+}
+
+// checkDeadlineAndClose: a backend's read deadline wakes a waiting
+// ReadPacket (and TryReadPacket then fails the same way), and Close wakes
+// one too, as the device's receiver relies on to stop.
+func checkDeadlineAndClose(t *testing.T, b net.Backend) {
+	t.Helper()
+	buf := make([]byte, net.MaxPacketSize)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := b.ReadPacket(buf)
+		errc <- err
+	}()
+	time.Sleep(10 * time.Millisecond) // let it wait; the test passes either way
+	if err := b.SetReadDeadline(time.Unix(1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("ReadPacket = %v, want ErrDeadlineExceeded", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("deadline did not wake ReadPacket")
+	}
+	if _, err := b.TryReadPacket(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("TryReadPacket past the deadline = %v", err)
+	}
+	b.SetReadDeadline(time.Time{})
+	go func() {
+		_, err := b.ReadPacket(buf)
+		errc <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
+	b.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, os.ErrClosed) {
+			t.Errorf("ReadPacket after Close = %v, want ErrClosed", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("Close did not wake ReadPacket")
+	}
 }
