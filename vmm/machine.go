@@ -18,6 +18,7 @@ import (
 	"github.com/vmm-dev/vmm/devices/acpi"
 	"github.com/vmm-dev/vmm/devices/pci"
 	"github.com/vmm-dev/vmm/guestmem"
+	"github.com/vmm-dev/vmm/internal/startuptrace"
 	"github.com/vmm-dev/vmm/kvm"
 	"github.com/vmm-dev/vmm/vmm/seccomp"
 )
@@ -113,33 +114,42 @@ func New(cfg Config) (_ *Machine, err error) {
 	if m.sys, err = kvm.Open(); err != nil {
 		return nil, err
 	}
+	startuptrace.Mark("kvm-open")
 	m.undo.add(m.sys.Close)
 	if m.vm, err = m.sys.CreateVM(); err != nil {
 		return nil, err
 	}
+	startuptrace.Mark("create-vm")
 	m.undo.add(m.vm.Close)
 	if err := m.setupMemory(); err != nil {
 		return nil, err
 	}
+	startuptrace.Mark("memory")
 	entry, err := m.loadKernel()
 	if err != nil {
 		return nil, err
 	}
+	startuptrace.Mark("load-kernel")
 	if err := m.setupIRQChip(); err != nil {
 		return nil, err
 	}
+	startuptrace.Mark("irqchip")
 	if err := m.setupDevices(); err != nil {
 		return nil, err
 	}
+	startuptrace.Mark("devices")
 	if err := m.setupACPI(); err != nil {
 		return nil, err
 	}
+	startuptrace.Mark("acpi")
 	if err := m.addConfiguredVirtio(); err != nil {
 		return nil, err
 	}
+	startuptrace.Mark("virtio")
 	if err := m.setupVCPUs(entry); err != nil {
 		return nil, err
 	}
+	startuptrace.Mark("vcpus")
 	return m, nil
 }
 
@@ -349,6 +359,7 @@ func (m *Machine) Run(ctx context.Context) Outcome {
 			<-watched
 			return m.outcome
 		}
+		startuptrace.Mark("seccomp")
 	}
 	m.startVirtio()
 	var wg sync.WaitGroup

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmm-dev/vmm/guestmem"
+	"github.com/vmm-dev/vmm/internal/startuptrace"
 	"github.com/vmm-dev/vmm/kvm"
 	"github.com/vmm-dev/vmm/vmm/emulate"
 )
@@ -83,6 +84,7 @@ func (m *Machine) runVCPU(i int) {
 			m.firstRun.Do(func() {
 				m.mu.Lock()
 				m.firstRunTime = time.Now()
+				startuptrace.Mark("first-kvm-run")
 				m.mu.Unlock()
 			})
 		}

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmm-dev/vmm/boot"
+	"github.com/vmm-dev/vmm/internal/startuptrace"
 	"github.com/vmm-dev/vmm/kvm"
 	"github.com/vmm-dev/vmm/vmm"
 	"github.com/vmm-dev/vmm/vmm/doctor"
@@ -145,6 +146,7 @@ func runBoot(args []string, stdout, stderr io.Writer) int {
 	defer con.restore()
 	cfg.ConsoleIn = con
 
+	startuptrace.Mark("flags")
 	m, err := vmm.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm: %s\n", explain(err))
@@ -169,6 +171,7 @@ func runBoot(args []string, stdout, stderr io.Writer) int {
 	}
 	if os.Getenv("VMM_TRACE_STARTUP") != "" {
 		traceStartup(stderr, m.FirstRunTime())
+		startuptrace.Print(stderr)
 	}
 	if os.Getenv("VMM_TRACE_MEMORY") != "" {
 		traceMemory(stderr)

@@ -15,6 +15,7 @@ import (
 	"os"
 	"runtime/pprof"
 
+	"github.com/vmm-dev/vmm/internal/startuptrace"
 	"github.com/vmm-dev/vmm/vmm"
 )
 
@@ -41,6 +42,7 @@ func commands() []command {
 }
 
 func main() {
+	startuptrace.Mark("main")
 	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 }
 
