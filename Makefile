@@ -20,10 +20,11 @@ FUZZFLAGS ?= -fuzzminimizetime=100x
 all: build
 
 # vmm is static (no cgo: nothing needs libc, and it saves 1.3 MiB of
-# resident memory per VM); guestinit goes beside it: `vmm run` puts it in
-# the guest's initramfs.
+# resident memory per VM). vmm-images, the image side (registries, layers,
+# ext4), goes beside it so the VM process links none of that; so does
+# guestinit: `vmm run` puts it in the guest's initramfs.
 build:
-	CGO_ENABLED=0 $(GO) build -o $(VMM) ./cmd/vmm
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/vmm ./cmd/vmm-images
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -buildvcs=false -ldflags='-s -w' -o $(BIN)/guestinit ./guestinit/cmd/guestinit
 
 # deps installs what is missing, once; it is a no-op on a prepared machine.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -13,7 +14,8 @@ import (
 // without it, the vmm package is built once per test process.
 const BinaryEnv = "VMM_BINARY"
 
-const vmmPackage = "github.com/vmm-dev/vmm/cmd/vmm"
+// vmm runs vmm-images, built beside it, for images.
+var vmmPackages = []string{"github.com/vmm-dev/vmm/cmd/vmm", "github.com/vmm-dev/vmm/cmd/vmm-images"}
 
 // built is the vmm this process built: one build shared by every test,
 // which is why it is package state; Main removes it.
@@ -47,9 +49,10 @@ func build() {
 	}
 	built.dir = dir
 	built.path = filepath.Join(dir, "vmm")
-	out, err := exec.Command("go", "build", "-o", built.path, vmmPackage).CombinedOutput()
+	args := append([]string{"build", "-o", dir + "/"}, vmmPackages...)
+	out, err := exec.Command("go", args...).CombinedOutput()
 	if err != nil {
-		built.err = errors.New("go build " + vmmPackage + ": " + err.Error() + "\n" + string(out))
+		built.err = errors.New("go " + strings.Join(args, " ") + ": " + err.Error() + "\n" + string(out))
 	}
 }
 

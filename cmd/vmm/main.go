@@ -10,13 +10,16 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"runtime/pprof"
 
 	"github.com/vmm-dev/vmm/internal/startuptrace"
 	"github.com/vmm-dev/vmm/vmm"
+	"github.com/vmm-dev/vmm/vmm/container"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -32,9 +35,9 @@ func commands() []command {
 		{"boot", "boot a kernel (bzImage) in a new VM, with the serial console on this terminal", runBoot},
 		{"run", "run a container image's workload in its own micro-VM, like docker run", runRun},
 		{"lab", "bring up the VMs and networks a lab file describes, output prefixed by VM name", runLab},
-		{"pull", "fetch a container image into the local store (registry, oci-layout:DIR[:TAG], docker-archive:FILE)", runPull},
-		{"images", "list the images in the local store", runImages},
-		{"rmi", "remove an image from the local store", runRmi},
+		{"pull", "fetch a container image into the local store (registry, oci-layout:DIR[:TAG], docker-archive:FILE)", imageCommand("pull")},
+		{"images", "list the images in the local store", imageCommand("images")},
+		{"rmi", "remove an image from the local store", imageCommand("rmi")},
 		{"doctor", "check this host: KVM access, capabilities, hardware or software virtualization, TAP", runDoctor},
 		{"version", "print vmm's version", runVersion},
 		{"help", "show help for vmm or one of its commands", runHelp},
@@ -138,4 +141,29 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 		return vmm.StatusUsage
 	}
 	return 0
+}
+
+// imageCommand runs one of the image store's commands in vmm-images (the
+// image side lives there, so this binary stays lean), with this process's
+// stdio, and returns its status.
+func imageCommand(name string) func(args []string, stdout, stderr io.Writer) int {
+	return func(args []string, stdout, stderr io.Writer) int {
+		tool, err := container.FindTool()
+		if err != nil {
+			fmt.Fprintf(stderr, "vmm %s: %v\n", name, err)
+			return vmm.StatusSetupError
+		}
+		cmd := exec.Command(tool, append([]string{name}, args...)...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+		err = cmd.Run()
+		var ee *exec.ExitError
+		switch {
+		case errors.As(err, &ee) && ee.Exited():
+			return ee.ExitCode()
+		case err != nil:
+			fmt.Fprintf(stderr, "vmm %s: %s: %v\n", name, tool, err)
+			return vmm.StatusSetupError
+		}
+		return 0
+	}
 }

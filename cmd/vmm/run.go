@@ -16,7 +16,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmm-dev/vmm/guestinit/protocol"
-	"github.com/vmm-dev/vmm/images"
 	"github.com/vmm-dev/vmm/internal/hostterm"
 	"github.com/vmm-dev/vmm/vmm"
 	"github.com/vmm-dev/vmm/vmm/container"
@@ -115,14 +114,8 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	if spec.TTY {
 		spec.Terminal = terminalSize(os.Stdout)
 	}
-	cache, err := images.CacheDir()
-	if err != nil {
-		fmt.Fprintf(stderr, "vmm run: %v\n", err)
-		return statusRunFailed
-	}
-
 	ctx, stopPrep := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	p, err := container.Prepare(ctx, spec, mach, container.Options{CacheDir: cache, Progress: stderr})
+	p, err := container.Prepare(ctx, spec, mach, container.Options{Progress: stderr})
 	stopPrep()
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
@@ -136,13 +129,13 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		t := p.Timings
 		fmt.Fprintf(stderr, "vmm: startup trace: prepared in %v: image %v, rootfs %v (cached %v), kernel and initramfs %v, run initramfs %v\n",
 			time.Since(processStart).Round(time.Microsecond), t.Image.Round(time.Microsecond), t.Rootfs.Round(time.Microsecond),
-			p.RootfsStats.Cached, t.Kernel.Round(time.Microsecond), t.Initramfs.Round(time.Microsecond))
+			p.RootfsCached, t.Kernel.Round(time.Microsecond), t.Initramfs.Round(time.Microsecond))
 	}
 	if mach.Kernel == "" {
 		if r := doctor.Check(doctor.LocalHost()); !r.LinuxGuests {
 			fmt.Fprintf(stderr, "vmm run: prepared %s (%s): rootfs %s, kernel %s, initramfs %s and the run's config; "+
 				"not starting it: this host cannot run Linux guests: %s (see `vmm doctor`)\n",
-				p.Ref, shortDigest(p.Digest.String()), p.Rootfs, p.Kernel, p.BaseInitrd, r.LinuxGuestsReason)
+				p.Ref, container.ShortDigest(p.Digest), p.Rootfs, p.Kernel, p.BaseInitrd, r.LinuxGuestsReason)
 			return statusRunFailed
 		}
 	}
@@ -156,12 +149,12 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		defer b.Close()
 		extra = append(extra, vmm.Port{Name: protocol.PortAgent, In: b.In(), Out: b.Out()})
 	}
-	return startRun(p, spec, o.console, stdout, stderr, extra...)
+	return startRun(p, spec, mach, o.console, stdout, stderr, extra...)
 }
 
 // startRun boots the prepared run with this process's stdio and returns
 // the workload's exit status.
-func startRun(p *container.Prepared, spec container.Spec, consolePath string, stdout, stderr io.Writer, extra ...vmm.Port) int {
+func startRun(p *container.Prepared, spec container.Spec, mach container.Machine, consolePath string, stdout, stderr io.Writer, extra ...vmm.Port) int {
 	stdio := container.Stdio{Stdin: os.Stdin, Stdout: stdout, Stderr: stderr, Log: stderr}
 	if consolePath != "" {
 		f, err := os.Create(consolePath)
@@ -182,7 +175,7 @@ func startRun(p *container.Prepared, spec container.Spec, consolePath string, st
 		}
 		defer restore()
 	}
-	run, err := container.Start(p, stdio, extra...)
+	run, err := container.Start(p, mach, stdio, extra...)
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm run: %s\n", explain(err))
 		return statusRunFailed

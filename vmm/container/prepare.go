@@ -4,23 +4,26 @@
 // cached guestinit initramfs and a small per-run archive appended to it.
 // guestinit runs the workload and reports its exit status back over the
 // run's Channel.
+//
+// The image side (registries, layers, ext4) lives in a separate program,
+// vmm-images, that Prepare runs: the VM process then links none of it, so
+// it starts faster and keeps less resident (docs/benchmarks.md). Package
+// imageprep is that side.
 package container
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/vmm-dev/vmm/guestinit/protocol"
-	"github.com/vmm-dev/vmm/images"
-	"github.com/vmm-dev/vmm/images/oci"
-	"github.com/vmm-dev/vmm/images/rootfs"
 	"github.com/vmm-dev/vmm/vmm"
 )
 
@@ -66,24 +69,30 @@ const Cmdline = "console=ttyS0 panic=-1 quiet"
 
 // Options are where a run keeps and reports things.
 type Options struct {
-	CacheDir string    // images.CacheDir() for the CLI
-	Progress io.Writer // pull progress (a bar on a terminal); nil for none
+	// CacheDir holds images, disks, kernels and initramfs archives; empty
+	// means images.CacheDir(), decided by vmm-images.
+	CacheDir string
+	// Progress gets pull progress and the image side's warnings; a
+	// terminal gets a progress bar. Nil discards them.
+	Progress io.Writer
+	// Tool is the vmm-images program; empty means FindTool's.
+	Tool string
 }
 
-// Prepared is a run ready to boot.
+// Prepared is a run ready to boot: everything the image side made.
 type Prepared struct {
-	Ref       oci.Ref
-	Digest    v1.Hash
+	Ref       string // the image reference, normalised
+	Digest    string // the image manifest's digest, sha256:...
 	RunConfig protocol.RunConfig
 	Rootfs    string
-	Kernel    string
+	// RootfsCached says the rootfs disk was already built.
+	RootfsCached bool
+	Kernel       string
 	// Initrd is this run's initramfs, removed by Close: BaseInitrd (the
 	// cached guestinit initramfs) with the run's config appended.
-	Initrd      string
-	BaseInitrd  string
-	Config      vmm.Config
-	RootfsStats rootfs.Stats
-	Timings     Timings
+	Initrd     string
+	BaseInitrd string
+	Timings    Timings
 }
 
 // Timings are how long each preparation step took.
@@ -101,154 +110,114 @@ func (p *Prepared) Close() error {
 	return err
 }
 
-// Prepare resolves the image, builds (or finds) its rootfs disk, the
-// kernel and the initramfs, and assembles the machine's Config, without
-// starting anything. The Config has no console or ports yet: Run adds
-// them.
-func Prepare(ctx context.Context, spec Spec, m Machine, opts Options) (*Prepared, error) {
-	if opts.CacheDir == "" {
-		return nil, errors.New("container: no cache directory")
-	}
-	ref, err := oci.ParseRef(spec.Image)
-	if err != nil {
-		return nil, err
-	}
-	p := &Prepared{Ref: ref}
-	t := time.Now()
-	store, err := oci.Open(filepath.Join(opts.CacheDir, "oci"))
-	if err != nil {
-		return nil, err
-	}
-	img, err := store.Get(ctx, ref, oci.Options{Progress: opts.Progress})
-	if err != nil {
-		return nil, err
-	}
-	if p.Digest, err = img.Digest(); err != nil {
-		return nil, fmt.Errorf("image %s: %w", ref, err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("image %s: read its config: %w", ref, err)
-	}
-	p.Timings.Image = time.Since(t)
-
-	t = time.Now()
-	p.Rootfs, p.RootfsStats, err = rootfs.Build(ctx, img, opts.CacheDir, rootfs.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", ref, err)
-	}
-	p.Timings.Rootfs = time.Since(t)
-
-	t = time.Now()
-	base, err := kernelAndInitramfs(ctx, p, m, opts.CacheDir)
-	if err != nil {
-		return nil, err
-	}
-	p.Timings.Kernel = time.Since(t)
-
-	t = time.Now()
-	p.BaseInitrd = base
-	p.RunConfig = runConfig(spec, cf.Config)
-	if p.Initrd, err = writeRunInitrd(opts.CacheDir, base, p.RunConfig); err != nil {
-		return nil, err
-	}
-	p.Timings.Initramfs = time.Since(t)
-
-	p.Config = vmm.Config{
+// Config is the machine that boots p: the image's disk first and
+// read-only (guestinit mounts protocol.RootfsDevice; every VM of the image
+// shares the cached file), then m's own disks. It has no console or ports
+// yet: Start adds them.
+func (p *Prepared) Config(m Machine) vmm.Config {
+	c := vmm.Config{
 		Kernel: p.Kernel, Initrd: p.Initrd, Cmdline: Cmdline,
 		MemoryBytes: m.MemoryBytes, CPUs: m.CPUs,
-		// The image's disk first: guestinit mounts protocol.RootfsDevice.
-		// Read-only, so every VM of the image can share the cached file.
 		Disks:   append([]vmm.Disk{{Path: p.Rootfs, ReadOnly: true}}, m.Disks...),
 		NICs:    m.NICs,
 		RNG:     true,
 		Profile: m.Profile,
 		Seccomp: m.Seccomp,
 	}
-	if p.Config.CPUs == 0 {
-		p.Config.CPUs = 1
+	if c.CPUs == 0 {
+		c.CPUs = 1
 	}
-	if p.Config.MemoryBytes == 0 {
-		p.Config.MemoryBytes = DefaultMemory
+	if c.MemoryBytes == 0 {
+		c.MemoryBytes = DefaultMemory
+	}
+	return c
+}
+
+// PrepareRequest is what vmm-images prepare reads on its stdin, as JSON.
+type PrepareRequest struct {
+	Spec     Spec
+	Kernel   string // Machine.Kernel
+	Initrd   string // Machine.Initrd
+	CacheDir string
+}
+
+// PrepareReply is what vmm-images prepare writes on its stdout, as JSON:
+// the Prepared run, or Error.
+type PrepareReply struct {
+	Prepared *Prepared `json:",omitempty"`
+	Error    string    `json:",omitempty"`
+}
+
+// ToolEnv names the vmm-images program to run instead of the one beside
+// the running executable.
+const ToolEnv = "VMM_IMAGES"
+
+// ToolName is the image side's program, installed beside vmm.
+const ToolName = "vmm-images"
+
+// FindTool returns the vmm-images program: $VMM_IMAGES, or vmm-images
+// beside the running executable (where `make build` puts it).
+func FindTool() (string, error) {
+	if p := os.Getenv(ToolEnv); p != "" {
+		return p, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find %s: %w", ToolName, err)
+	}
+	p := filepath.Join(filepath.Dir(exe), ToolName)
+	if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not installed beside %s: `make build` puts it in bin/ with vmm, or set %s to its path",
+			ToolName, exe, ToolEnv)
 	}
 	return p, nil
 }
 
-// kernelAndInitramfs sets p.Kernel and returns the initramfs the run's
-// archive is appended to.
-func kernelAndInitramfs(ctx context.Context, p *Prepared, m Machine, cacheDir string) (string, error) {
-	if m.Kernel != "" {
-		p.Kernel = m.Kernel
-		if m.Initrd != "" {
-			return m.Initrd, nil
-		}
-		base, err := images.GuestinitInitramfs(ctx, cacheDir)
-		if err != nil {
-			return "", fmt.Errorf("guestinit initramfs: %w", err)
-		}
-		return base, nil
-	}
-	k, err := images.DebianCloudKernel(ctx, cacheDir)
-	if err != nil {
-		return "", fmt.Errorf("guest kernel: %w", err)
-	}
-	p.Kernel = k.Path
-	if m.Initrd != "" {
-		return m.Initrd, nil
-	}
-	base, err := images.GuestinitInitramfsWithModules(ctx, cacheDir, k, images.GuestModules())
-	if err != nil {
-		return "", fmt.Errorf("guestinit initramfs: %w", err)
-	}
-	return base, nil
-}
-
-// runConfig is what guestinit gets: the image's config and the run's
-// overrides, which guestinit combines by docker's rules.
-func runConfig(spec Spec, img v1.Config) protocol.RunConfig {
-	return protocol.RunConfig{
-		Version: protocol.RunConfigVersion,
-		Image: protocol.ImageConfig{
-			Entrypoint: img.Entrypoint, Cmd: img.Cmd, Env: img.Env,
-			WorkingDir: img.WorkingDir, User: img.User,
-		},
-		Args: spec.Args, Entrypoint: spec.Entrypoint, Env: spec.Env,
-		WorkingDir: spec.WorkingDir, User: spec.User, Hostname: spec.Hostname,
-		TTY: spec.TTY, Interactive: spec.Interactive, Terminal: spec.Terminal,
-		Network: spec.Network,
-	}
-}
-
-// writeRunInitrd writes the run's initramfs under cacheDir/run.
-func writeRunInitrd(cacheDir, base string, cfg protocol.RunConfig) (string, error) {
-	dir := filepath.Join(cacheDir, "run")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("create %s: %w", dir, err)
-	}
-	removeStale(dir)
-	f, err := os.CreateTemp(dir, "initrd-*.cpio")
-	if err != nil {
-		return "", fmt.Errorf("create the run's initramfs: %w", err)
-	}
-	err = images.WriteRunInitramfs(f, base, cfg)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", fmt.Errorf("write the run's initramfs: %w", err)
-	}
-	return f.Name(), nil
-}
-
-// removeStale removes run initramfs files a crashed vmm left behind. A
-// machine reads its initrd while it is built, so an hour-old file is no
-// run's any more.
-func removeStale(dir string) {
-	old, _ := filepath.Glob(filepath.Join(dir, "initrd-*.cpio"))
-	for _, p := range old {
-		if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > time.Hour {
-			os.Remove(p)
+// Prepare resolves the image, builds (or finds) its rootfs disk, the
+// kernel and the initramfs, without starting anything, by running
+// `vmm-images prepare`. Cancelling ctx stops it.
+func Prepare(ctx context.Context, spec Spec, m Machine, opts Options) (*Prepared, error) {
+	tool := opts.Tool
+	if tool == "" {
+		var err error
+		if tool, err = FindTool(); err != nil {
+			return nil, err
 		}
 	}
+	req, err := json.Marshal(PrepareRequest{Spec: spec, Kernel: m.Kernel, Initrd: m.Initrd, CacheDir: opts.CacheDir})
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, tool, "prepare")
+	cmd.Stdin = bytes.NewReader(req)
+	cmd.Stdout = &out
+	cmd.Stderr = opts.Progress
+	runErr := cmd.Run()
+	var reply PrepareReply
+	if err := json.Unmarshal(out.Bytes(), &reply); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if runErr != nil {
+			return nil, fmt.Errorf("%s prepare: %w", tool, runErr)
+		}
+		return nil, fmt.Errorf("%s prepare: unreadable reply: %w", tool, err)
+	}
+	if reply.Error != "" {
+		return nil, errors.New(reply.Error)
+	}
+	if reply.Prepared == nil || runErr != nil {
+		return nil, fmt.Errorf("%s prepare: %v, and no prepared run", tool, runErr)
+	}
+	return reply.Prepared, nil
+}
+
+// ShortDigest is "sha256:" and the first 12 hex digits, as docker shows.
+func ShortDigest(d string) string {
+	const n = len("sha256:") + 12
+	if len(d) > n {
+		return d[:n]
+	}
+	return d
 }

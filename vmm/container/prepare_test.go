@@ -2,98 +2,76 @@ package container
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
-	"slices"
+	"strings"
 	"testing"
-	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-
-	"github.com/vmm-dev/vmm/guestinit/protocol"
 	"github.com/vmm-dev/vmm/vmm"
 )
 
-func TestRunConfig_CarriesImageAndOverrides(t *testing.T) {
-	ep := []string{"/bin/tool"}
-	spec := Spec{Args: []string{"a", "b"}, Entrypoint: &ep, Env: []string{"K=V", "GONE"}, WorkingDir: "/w",
-		User: "app", Hostname: "box", TTY: true, Interactive: true, Terminal: &protocol.TerminalSize{Rows: 3, Cols: 4}}
-	img := v1.Config{Entrypoint: []string{"/e"}, Cmd: []string{"c"}, Env: []string{"PATH=/bin"}, WorkingDir: "/img", User: "1:2"}
-	rc := runConfig(spec, img)
-	if err := rc.Validate(); err != nil {
+// fakeTool writes a vmm-images stand-in that saves its request and
+// prints reply.
+func fakeTool(t *testing.T, reply string, status int) (tool, request string) {
+	dir := t.TempDir()
+	tool, request = filepath.Join(dir, "vmm-images"), filepath.Join(dir, "request.json")
+	script := "#!/bin/sh\n[ \"$1\" = prepare ] || exit 9\ncat > " + request + "\necho progress >&2\nprintf '%s\\n' '" + reply + "'\nexit " +
+		string(rune('0'+status)) + "\n"
+	if err := os.WriteFile(tool, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(rc.Image.Entrypoint, img.Entrypoint) || !slices.Equal(rc.Image.Cmd, img.Cmd) || rc.Image.User != "1:2" ||
-		rc.Image.WorkingDir != "/img" || !slices.Equal(rc.Args, spec.Args) || rc.Entrypoint == nil || !slices.Equal(*rc.Entrypoint, ep) ||
-		rc.User != "app" || rc.Hostname != "box" || !rc.TTY || !rc.Interactive || rc.Terminal.Cols != 4 || !slices.Equal(rc.Env, spec.Env) {
-		t.Errorf("runConfig = %+v", rc)
+	return tool, request
+}
+
+// Prepare hands the spec, the machine's kernel and initrd and the cache
+// to vmm-images prepare, passes its stderr on as progress, and returns its
+// Prepared; the machine's Config puts the image's disk first, read-only.
+func TestPrepare_AsksTheImageTool(t *testing.T) {
+	tool, request := fakeTool(t, `{"Prepared":{"Ref":"docker.io/library/app:1","Digest":"sha256:0123456789abcdef0123","Rootfs":"/c/rootfs.ext4","Kernel":"/k","Initrd":"/c/run/initrd-1.cpio","RunConfig":{"Version":1,"Args":["x"]}}}`, 0)
+	var progress strings.Builder
+	spec := Spec{Image: "app:1", Args: []string{"x"}}
+	p, err := Prepare(context.Background(), spec, Machine{Kernel: "/k", Initrd: "/i"}, Options{Tool: tool, CacheDir: "/c", Progress: &progress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req PrepareRequest
+	b, _ := os.ReadFile(request)
+	if err := json.Unmarshal(b, &req); err != nil || req.Spec.Image != "app:1" || req.Kernel != "/k" || req.Initrd != "/i" || req.CacheDir != "/c" {
+		t.Errorf("request %s: %+v, %v", b, req, err)
+	}
+	if progress.String() != "progress\n" {
+		t.Errorf("progress %q", progress.String())
+	}
+	if p.Ref != "docker.io/library/app:1" || p.Rootfs != "/c/rootfs.ext4" || len(p.RunConfig.Args) != 1 || ShortDigest(p.Digest) != "sha256:0123456789ab" {
+		t.Errorf("prepared %+v", p)
+	}
+	cfg := p.Config(Machine{CPUs: 2, Disks: []vmm.Disk{{Path: "/data"}}})
+	if d := cfg.Disks; len(d) != 2 || d[0].Path != p.Rootfs || !d[0].ReadOnly || d[1].Path != "/data" || d[1].ReadOnly {
+		t.Errorf("disks %+v, want the rootfs read-only first", d)
+	}
+	if cfg.CPUs != 2 || cfg.MemoryBytes != DefaultMemory || cfg.Cmdline != Cmdline || cfg.Initrd != p.Initrd || !cfg.RNG {
+		t.Errorf("config %+v", cfg)
 	}
 }
 
-// Prepare with a micro-guest kernel and a stand-in initramfs: the image is
-// read from a layout, its disk built read-only as /dev/vda ahead of the
-// user's disks, and the run's initramfs is the base plus the config.
-func TestPrepare(t *testing.T) {
-	dir := t.TempDir()
-	lay := filepath.Join(dir, "layout")
-	img, err := random.Image(1024, 1)
-	if err != nil {
-		t.Fatal(err)
+// The image side's error is the error, word for word; a tool that dies
+// without a reply, or is missing, is named.
+func TestPrepare_Errors(t *testing.T) {
+	tool, _ := fakeTool(t, `{"Error":"image app:1 not found: check the name"}`, 1)
+	if _, err := Prepare(context.Background(), Spec{Image: "app:1"}, Machine{}, Options{Tool: tool}); err == nil || err.Error() != "image app:1 not found: check the name" {
+		t.Errorf("error reply: %v", err)
 	}
-	img, err = mutate.Config(img, v1.Config{Cmd: []string{"/bin/true"}})
-	if err != nil {
-		t.Fatal(err)
+	tool, _ = fakeTool(t, `not json`, 3)
+	if _, err := Prepare(context.Background(), Spec{Image: "app:1"}, Machine{}, Options{Tool: tool}); err == nil || !strings.Contains(err.Error(), "exit status 3") {
+		t.Errorf("garbage reply: %v", err)
 	}
-	p, err := layout.Write(lay, empty.Index)
-	if err != nil {
-		t.Fatal(err)
+	t.Setenv(ToolEnv, "")
+	if _, err := FindTool(); err == nil || !strings.Contains(err.Error(), "make build") {
+		t.Errorf("FindTool beside a test binary: %v", err)
 	}
-	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "t"})); err != nil {
-		t.Fatal(err)
-	}
-	base := filepath.Join(dir, "base.cpio")
-	if err := os.WriteFile(base, make([]byte, 512), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cache := filepath.Join(dir, "cache")
-	stale := filepath.Join(cache, "run", "initrd-old.cpio")
-	os.MkdirAll(filepath.Dir(stale), 0o755)
-	os.WriteFile(stale, nil, 0o644)
-	old := time.Now().Add(-2 * time.Hour)
-	os.Chtimes(stale, old, old)
-
-	prep, err := Prepare(context.Background(), Spec{Image: "oci-layout:" + lay + ":t", Args: []string{"x"}},
-		Machine{Kernel: "/k", Initrd: base, Disks: []vmm.Disk{{Path: "/data"}}}, Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, _ := img.Digest()
-	if prep.Digest != want || prep.Config.Kernel != "/k" || prep.Config.Cmdline != Cmdline ||
-		prep.Config.CPUs != 1 || prep.Config.MemoryBytes != DefaultMemory {
-		t.Errorf("prepared %+v", prep)
-	}
-	if d := prep.Config.Disks; len(d) != 2 || d[0].Path != prep.Rootfs || !d[0].ReadOnly || d[1].Path != "/data" {
-		t.Errorf("disks %+v, want the rootfs read-only first", d)
-	}
-	if got := prep.RunConfig.Image.Cmd; !slices.Equal(got, []string{"/bin/true"}) {
-		t.Errorf("image Cmd %q", got)
-	}
-	fi, err := os.Stat(prep.Initrd)
-	if err != nil || fi.Size() <= 512 {
-		t.Fatalf("run initramfs: %v, %v", fi, err)
-	}
-	if _, err := os.Stat(stale); !os.IsNotExist(err) {
-		t.Errorf("stale run initramfs left: %v", err)
-	}
-	initrd := prep.Initrd
-	if err := prep.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(initrd); !os.IsNotExist(err) {
-		t.Errorf("Close left %s", initrd)
+	t.Setenv(ToolEnv, "/opt/x/vmm-images")
+	if p, err := FindTool(); err != nil || p != "/opt/x/vmm-images" {
+		t.Errorf("FindTool with %s set: %q, %v", ToolEnv, p, err)
 	}
 }

@@ -29,10 +29,10 @@ type Run struct {
 	started time.Time
 }
 
-// Start creates the machine for p with the run's ports, and extra ports
+// Start creates the machine m for p with the run's ports, and extra ports
 // after them (such as the guest agent's, protocol.PortAgent). The caller
 // sends signals and window sizes through Channel while Wait runs.
-func Start(p *Prepared, stdio Stdio, extra ...vmm.Port) (*Run, error) {
+func Start(p *Prepared, m Machine, stdio Stdio, extra ...vmm.Port) (*Run, error) {
 	withStdin := p.RunConfig.Interactive || p.RunConfig.TTY
 	var stdin io.Reader
 	if p.RunConfig.Interactive {
@@ -42,16 +42,16 @@ func Start(p *Prepared, stdio Stdio, extra ...vmm.Port) (*Run, error) {
 		Channel: NewChannel(stdin, orDiscard(stdio.Stdout), orDiscard(stdio.Stderr), withStdin),
 		started: time.Now(),
 	}
-	cfg := p.Config
+	cfg := p.Config(m)
 	cfg.Ports = append(r.Channel.Ports(), extra...)
 	cfg.Console = stdio.Console
 	cfg.Log = stdio.Log
-	m, err := vmm.New(cfg)
+	vm, err := vmm.New(cfg)
 	if err != nil {
 		r.Channel.Close()
 		return nil, err
 	}
-	r.Machine = m
+	r.Machine = vm
 	return r, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/vmm-dev/vmm/images"
 	"github.com/vmm-dev/vmm/images/oci"
 	"github.com/vmm-dev/vmm/vmm"
+	"github.com/vmm-dev/vmm/vmm/container"
 )
 
 // The image commands work on the local store under the cache directory
@@ -101,7 +102,7 @@ func runImages(args []string, stdout, stderr io.Writer) int {
 		if !e.Created.IsZero() {
 			created = e.Created.UTC().Format(time.DateTime)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Ref, shortDigest(e.Digest.String()), vmm.FormatSize(uint64(e.Size)), created)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Ref, container.ShortDigest(e.Digest.String()), vmm.FormatSize(uint64(e.Size)), created)
 	}
 	tw.Flush()
 	return 0
@@ -125,13 +126,4 @@ func runRmi(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "removed %s\n", ref)
 	return 0
-}
-
-// shortDigest is "sha256:" and the first 12 hex digits, as docker shows.
-func shortDigest(d string) string {
-	const n = len("sha256:") + 12
-	if len(d) > n {
-		return d[:n]
-	}
-	return d
 }

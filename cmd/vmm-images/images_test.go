@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log"
@@ -62,4 +63,10 @@ func TestImageCommands(t *testing.T) {
 	if code, _, _ := run("rmi", ref); code == 0 {
 		t.Error("rmi of an image not in the store succeeded")
 	}
+}
+
+func run(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := dispatch(args, strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
 }
