@@ -21,6 +21,16 @@ func TestParseStartupTrace(t *testing.T) {
 	}
 }
 
+func TestParseStartupPhase(t *testing.T) {
+	stderr := "vmm: startup phase main at CLOCK_MONOTONIC 1500 ns\nvmm: startup phase flags at CLOCK_MONOTONIC 1600 ns\n"
+	if at, ok := parseStartupPhase(stderr, "flags"); !ok || at != 1600 {
+		t.Errorf("flags: %d, %v", at, ok)
+	}
+	if _, ok := parseStartupPhase(stderr, "vcpus"); ok {
+		t.Error("found a phase that is not there")
+	}
+}
+
 func TestParseMemoryTrace(t *testing.T) {
 	m, err := parseMemoryTrace("x\nvmm: memory trace: go_total=7821576 go_released=2260992 go_heap_objects=265968\n")
 	if err != nil || m["go_total"] != 7821576 || m["go_released"] != 2260992 || m["go_heap_objects"] != 265968 {

@@ -116,6 +116,9 @@ func New(cfg Config) (_ *Machine, err error) {
 	}
 	startuptrace.Mark("kvm-open")
 	m.undo.add(m.sys.Close)
+	// KVM_GET_SUPPORTED_CPUID is one of the slower set-up calls; ask while
+	// memory, kernel and devices are set up.
+	cpuid := m.prefetchCPUID()
 	if m.vm, err = m.sys.CreateVM(); err != nil {
 		return nil, err
 	}
@@ -146,7 +149,7 @@ func New(cfg Config) (_ *Machine, err error) {
 		return nil, err
 	}
 	startuptrace.Mark("virtio")
-	if err := m.setupVCPUs(entry); err != nil {
+	if err := m.setupVCPUs(entry, cpuid); err != nil {
 		return nil, err
 	}
 	startuptrace.Mark("vcpus")
@@ -296,8 +299,29 @@ func (m *Machine) setupDevices() error {
 
 func afterFunc(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 
-func (m *Machine) setupVCPUs(entry *boot.EntryState) error {
-	supported, err := m.sys.SupportedCPUID()
+// prefetchCPUID asks for KVM_GET_SUPPORTED_CPUID in the background and
+// returns a function that waits for the answer. The System is not closed
+// before the call returns (an undo step waits for it), so the ioctl never
+// reaches a reused descriptor.
+func (m *Machine) prefetchCPUID() func() ([]kvm.CPUIDEntry, error) {
+	var (
+		entries []kvm.CPUIDEntry
+		err     error
+		done    = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		entries, err = m.sys.SupportedCPUID()
+	}()
+	m.undo.add(func() error { <-done; return nil })
+	return func() ([]kvm.CPUIDEntry, error) {
+		<-done
+		return entries, err
+	}
+}
+
+func (m *Machine) setupVCPUs(entry *boot.EntryState, cpuid func() ([]kvm.CPUIDEntry, error)) error {
+	supported, err := cpuid()
 	if err != nil {
 		return err
 	}
