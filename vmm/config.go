@@ -6,6 +6,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/vmm-dev/vmm/guestmem"
 )
 
 // Config describes a Machine.
@@ -77,32 +79,36 @@ type PIODevice struct {
 	Dev  Device
 }
 
-// Limits the VMM checks up front.
+// Limits the VMM checks up front, before it opens /dev/kvm; docs/security.md
+// lists them with the limits checked later in set-up (the kernel command
+// line, the initrd, host RAM in cmd/vmm).
 const (
 	MinMemory = 16 << 20
-	MaxMemory = 1 << 40
-	MaxCPUs   = 254 // one xAPIC ID each, 255 is the broadcast ID
-	MaxDisks  = 16
+	MaxMemory = guestmem.MaxSize // address arithmetic stays far from overflow
+	// MemoryPage is the granularity of guest RAM: KVM maps memory slots
+	// in whole pages and refuses any other size.
+	MemoryPage = 4 << 10
+	MaxCPUs    = 254 // one xAPIC ID each, 255 is the broadcast ID
+	MaxDisks   = 16
 )
 
 // ErrConfig marks a Config a person must fix.
 var ErrConfig = errors.New("invalid machine configuration")
 
+// validate checks the Config against the limits above. Each error names
+// the value, the limit and what to give instead.
 func (c *Config) validate() error {
 	if c.Kernel == "" {
 		return fmt.Errorf("%w: no kernel given", ErrConfig)
 	}
-	if c.MemoryBytes < MinMemory {
-		return fmt.Errorf("%w: memory %s is below the %s minimum", ErrConfig, FormatSize(c.MemoryBytes), FormatSize(MinMemory))
-	}
-	if c.MemoryBytes > MaxMemory {
-		return fmt.Errorf("%w: memory %s is above the %s maximum", ErrConfig, FormatSize(c.MemoryBytes), FormatSize(MaxMemory))
+	if err := checkMemory(c.MemoryBytes); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if len(c.Disks) > MaxDisks {
-		return fmt.Errorf("%w: %d disks; at most %d", ErrConfig, len(c.Disks), MaxDisks)
+		return fmt.Errorf("%w: %d disks; give at most %d", ErrConfig, len(c.Disks), MaxDisks)
 	}
 	if len(c.NICs) > MaxNICs {
-		return fmt.Errorf("%w: %d network devices; at most %d", ErrConfig, len(c.NICs), MaxNICs)
+		return fmt.Errorf("%w: %d network devices; give at most %d", ErrConfig, len(c.NICs), MaxNICs)
 	}
 	for i, n := range c.NICs {
 		if err := n.check(); err != nil {
@@ -110,10 +116,28 @@ func (c *Config) validate() error {
 		}
 	}
 	if len(c.Ports) > MaxPorts {
-		return fmt.Errorf("%w: %d console ports; at most %d", ErrConfig, len(c.Ports), MaxPorts)
+		return fmt.Errorf("%w: %d console ports; give at most %d", ErrConfig, len(c.Ports), MaxPorts)
 	}
 	if c.CPUs < 1 || c.CPUs > MaxCPUs {
 		return fmt.Errorf("%w: %d CPUs; give 1 to %d", ErrConfig, c.CPUs, MaxCPUs)
+	}
+	return nil
+}
+
+// checkMemory checks a guest RAM size against MinMemory, MaxMemory and
+// MemoryPage.
+func checkMemory(b uint64) error {
+	switch {
+	case b < MinMemory:
+		return fmt.Errorf("memory %s is below the %s minimum: give at least %s", FormatSize(b), FormatSize(MinMemory), FormatSize(MinMemory))
+	case b > MaxMemory:
+		return fmt.Errorf("memory %s is above the %s maximum: give at most %s", FormatSize(b), FormatSize(MaxMemory), FormatSize(MaxMemory))
+	case b%MemoryPage != 0:
+		// A fractional size such as 1.3G lands here; a whole MiB above
+		// it is what the user most likely meant.
+		const mib = 1 << 20
+		return fmt.Errorf("memory %s is not a whole number of %s pages: give a multiple of %s, such as %s",
+			FormatSize(b), FormatSize(MemoryPage), FormatSize(MemoryPage), FormatSize((b+mib-1)/mib*mib))
 	}
 	return nil
 }

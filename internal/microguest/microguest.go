@@ -51,13 +51,14 @@ var sources embed.FS
 //	pwrbtn       enables the ACPI power button, waits for a press, powers off
 //	panic        prints Linux's panic line and resets, as a kernel with panic=-1 does
 //	hostile      attacks every device: port and MMIO garbage, UART flood, broken virtqueues, PCI config garbage
+//	hostfault    blk requests on cue from the console, or a UART or virtio-net flood until the power button
 //
 // Each file's header comment gives its exact output. The bench* guests
 // bracket each timed phase with the begin and end lines bench.h describes,
 // which go run ./bench times from the host.
 func Guests() []string { return slices.Clone(guests) }
 
-var guests = []string{"hello", "bootinfo", "echo", "highmem", "reset", "triplefault", "unhandled", "cpuid", "acpi", "pci", "virtio", "virtioirq", "virtionet", "vconsole", "vrun", "vloop", "smp", "vnetlab", "idle", "pwrbtn", "hostile", "panic", "benchexit", "benchblk", "benchnet"}
+var guests = []string{"hello", "bootinfo", "echo", "highmem", "reset", "triplefault", "unhandled", "cpuid", "acpi", "pci", "virtio", "virtioirq", "virtionet", "vconsole", "vrun", "vloop", "smp", "vnetlab", "idle", "pwrbtn", "hostile", "panic", "benchexit", "benchblk", "benchnet", "hostfault"}
 
 // fallbackGuests build like the others but run instructions a software KVM
 // cannot (int3, iretq, clac, stac), so they stay out of Guests(), whose
