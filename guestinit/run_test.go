@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vmm-dev/vmm/guestinit/protocol"
+	"github.com/vmm-dev/vmm/internal/testprog"
 	"golang.org/x/sys/unix"
 )
 
@@ -254,10 +255,10 @@ func TestRunner_StdoutStderr_ByteExactAndSeparate(t *testing.T) {
 	t.Parallel()
 	const n = 300 << 10 // several pipe buffers
 	o := startRun(t, workloadConfig("output", strconv.Itoa(n)), runSetup{}).finish(t)
-	if want := payload(n, 'o'); o.stdout != string(want) {
+	if want := testprog.Payload(n, 'o'); o.stdout != string(want) {
 		t.Errorf("stdout: %d bytes, want %d bytes exactly as written", len(o.stdout), len(want))
 	}
-	if want := payload(n, 'e'); o.stderr != string(want) {
+	if want := testprog.Payload(n, 'e'); o.stderr != string(want) {
 		t.Errorf("stderr: %d bytes, want %d bytes exactly as written", len(o.stderr), len(want))
 	}
 	if o.control != exitLine(0) {
@@ -331,7 +332,7 @@ func TestRunner_Interactive_StdinReachesWorkload(t *testing.T) {
 	cfg := workloadConfig("cat")
 	cfg.Interactive = true
 	g := startRun(t, cfg, runSetup{})
-	in := payload(100<<10, 'i')
+	in := testprog.Payload(100<<10, 'i')
 	go func() {
 		g.stdin.Write(in)
 		g.stdin.Close()

@@ -4,18 +4,17 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vmm-dev/vmm/guestinit/protocol"
+	"github.com/vmm-dev/vmm/internal/testprog"
 	"golang.org/x/sys/unix"
 )
 
@@ -162,28 +161,8 @@ func accessMode(flag int) string {
 // read-only, and this test binary as testExe: the workload is this binary
 // (and, for shell workloads, the host's sh), chrooted there.
 func bindHostDirs(root string) error {
-	for _, d := range []string{"/usr", "/bin", "/sbin", "/lib", "/lib64"} {
-		fi, err := os.Lstat(d)
-		if err != nil {
-			continue
-		}
-		at := filepath.Join(root, d)
-		if fi.Mode()&os.ModeSymlink != 0 { // merged /usr: /bin -> usr/bin
-			target, err := os.Readlink(d)
-			if err != nil {
-				return err
-			}
-			if err := os.Symlink(target, at); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := os.MkdirAll(at, 0o755); err != nil {
-			return err
-		}
-		if err := bindReadOnly(d, at); err != nil {
-			return err
-		}
+	if _, err := testprog.BindHostDirs(root); err != nil {
+		return err
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -196,58 +175,23 @@ func bindHostDirs(root string) error {
 	if err := os.WriteFile(at, nil, 0o755); err != nil {
 		return err
 	}
-	return bindReadOnly(exe, at)
+	return testprog.BindReadOnly(exe, at)
 }
 
-func bindReadOnly(from, to string) error {
-	if err := unix.Mount(from, to, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind %s at %s: %w", from, to, err)
-	}
-	if err := unix.Mount("", to, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
-		return fmt.Errorf("make %s read-only: %w", to, err)
-	}
-	return nil
-}
-
-// workloadMain runs one workload behaviour:
+// workloadMain runs one workload behaviour: testprog.Run's, or
 //
-//	exit N         exit with N
-//	kill-self N    die by signal N
-//	trap N         print "ready", exit 64+N on signal N
-//	output N       write payload(N, 'o') to stdout and payload(N, 'e') to
-//	               stderr, interleaved
-//	cat            copy stdin to stdout
 //	describe       print what it sees (description) as JSON
 //	tty            print the terminal's size and "ready", print it again on
 //	               SIGWINCH, echo a line of input as "got LINE", write
 //	               ttyTail; exit 3
 func workloadMain(args []string) int {
+	if status, ok := testprog.Run(args); ok {
+		return status
+	}
 	if len(args) == 0 {
 		return helperFail("workload: no behaviour")
 	}
-	arg := func(i int) int {
-		n, _ := strconv.Atoi(args[i])
-		return n
-	}
 	switch args[0] {
-	case "exit":
-		return arg(1)
-	case "kill-self":
-		unix.Kill(os.Getpid(), unix.Signal(arg(1)))
-		time.Sleep(time.Minute)
-		return 1
-	case "trap":
-		c := make(chan os.Signal, 1)
-		signal.Notify(c, unix.Signal(arg(1)))
-		fmt.Println("ready")
-		return 64 + int((<-c).(syscall.Signal))
-	case "output":
-		return writeOutput(arg(1))
-	case "cat":
-		if _, err := io.Copy(os.Stdout, os.Stdin); err != nil {
-			return helperFail("cat: %v", err)
-		}
-		return 0
 	case "describe":
 		json.NewEncoder(os.Stdout).Encode(describe())
 		return 0
@@ -255,30 +199,6 @@ func workloadMain(args []string) int {
 		return ttyWorkload()
 	}
 	return helperFail("workload: unknown behaviour %q", args[0])
-}
-
-// payload is n bytes of every value, different for each seed.
-func payload(n int, seed byte) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(i*7) ^ seed ^ byte(i>>8)
-	}
-	return b
-}
-
-func writeOutput(n int) int {
-	out, errOut := payload(n, 'o'), payload(n, 'e')
-	const chunk = 4096
-	for i := 0; i < n; i += chunk {
-		end := min(i+chunk, n)
-		if _, err := os.Stdout.Write(out[i:end]); err != nil {
-			return 4
-		}
-		if _, err := os.Stderr.Write(errOut[i:end]); err != nil {
-			return 5
-		}
-	}
-	return 0
 }
 
 // ttyTail is what the tty workload writes last.

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vmm-dev/vmm/internal/testprog"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -65,10 +67,10 @@ func TestExec_OutputSeparateAndByteExact(t *testing.T) {
 	if err != nil || status != 0 {
 		t.Fatalf("Exec = %d, %v", status, err)
 	}
-	if !bytes.Equal(stdout.Bytes(), payload(n, 'o')) {
+	if !bytes.Equal(stdout.Bytes(), testprog.Payload(n, 'o')) {
 		t.Errorf("stdout: %d bytes, not the %d written", stdout.Len(), n)
 	}
-	if !bytes.Equal(stderr.Bytes(), payload(n, 'e')) {
+	if !bytes.Equal(stderr.Bytes(), testprog.Payload(n, 'e')) {
 		t.Errorf("stderr: %d bytes, not the %d written", stderr.Len(), n)
 	}
 }
@@ -118,7 +120,7 @@ func TestExec_ExitStatuses(t *testing.T) {
 // without stalling the stream, and one that copies it gets every byte.
 func TestExec_StdinFlowControl(t *testing.T) {
 	s := serve(t, ServeOptions{Env: programEnv})
-	big := payload(8<<20, 's')
+	big := testprog.Payload(8<<20, 's')
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		status, err := s.client.Exec(testCtx(t), Cmd{Argv: programArgv(t, "ignore-stdin"), Stdin: bytes.NewReader(big)})

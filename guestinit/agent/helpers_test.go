@@ -3,15 +3,14 @@ package agent
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/signal"
-	"strconv"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vmm-dev/vmm/internal/testprog"
 )
 
 // The tests re-execute this test binary in roles chosen by roleEnv: a
@@ -49,58 +48,20 @@ func programArgv(t testing.TB, args ...string) []string {
 	return append([]string{exe}, args...)
 }
 
-// programMain runs one behaviour:
+// programMain runs one behaviour: testprog.Run's, or
 //
-//	exit N       exit with N
-//	kill-self N  die by signal N
-//	output N     write payload(N, 'o') to stdout and payload(N, 'e') to
-//	             stderr, interleaved
-//	cat          copy stdin to stdout
 //	ignore-stdin exit 0 without reading stdin
 //	spam         write lines to stdout until killed
-//	trap         print "ready", exit 64+15 on SIGTERM
 func programMain(args []string) int {
+	if status, ok := testprog.Run(args); ok {
+		return status
+	}
 	if len(args) == 0 {
 		return 3
 	}
-	arg := func(i int) int {
-		n, _ := strconv.Atoi(args[i])
-		return n
-	}
 	switch args[0] {
-	case "exit":
-		return arg(1)
-	case "kill-self":
-		unix.Kill(os.Getpid(), unix.Signal(arg(1)))
-		time.Sleep(time.Minute)
-		return 1
-	case "output":
-		n := arg(1)
-		out, errOut := payload(n, 'o'), payload(n, 'e')
-		const chunk = 4096
-		for i := 0; i < n; i += chunk {
-			end := min(i+chunk, n)
-			if _, err := os.Stdout.Write(out[i:end]); err != nil {
-				return 4
-			}
-			if _, err := os.Stderr.Write(errOut[i:end]); err != nil {
-				return 5
-			}
-		}
-		return 0
-	case "cat":
-		if _, err := io.Copy(os.Stdout, os.Stdin); err != nil {
-			return 4
-		}
-		return 0
 	case "ignore-stdin":
 		return 0
-	case "trap":
-		c := make(chan os.Signal, 1)
-		signal.Notify(c, unix.SIGTERM)
-		fmt.Println("ready")
-		<-c
-		return 64 + int(unix.SIGTERM)
 	case "spam":
 		for {
 			if _, err := fmt.Println("spam spam spam"); err != nil {
@@ -109,15 +70,6 @@ func programMain(args []string) int {
 		}
 	}
 	return 3
-}
-
-// payload is n bytes of every value, different for each seed.
-func payload(n int, seed byte) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(i*7) ^ seed ^ byte(i>>8) ^ byte(i>>16)
-	}
-	return b
 }
 
 // socketPair returns the two ends of a unix stream socket pair, the

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmm-dev/vmm/guestinit/workload"
+	"github.com/vmm-dev/vmm/internal/testprog"
 )
 
 // initResult is what the init role reports.
@@ -28,7 +29,7 @@ type initResult struct {
 	Status  int      // Supervise's status for the workload
 	Execs   int      // execs that ran
 	Errors  []string // everything that came out wrong
-	Zombies []string // zombie children of PID 1 left at the end
+	Zombies []int    // zombie children of PID 1 left at the end
 }
 
 // TestExec_UnderGuestinitReaper runs guestinit's arrangement as PID 1 of
@@ -122,10 +123,7 @@ func (r *initRun) setup() error {
 	if os.Getpid() != 1 {
 		return fmt.Errorf("pid %d, want 1", os.Getpid())
 	}
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make mounts private: %w", err)
-	}
-	return unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+	return testprog.BecomeReaper()
 }
 
 // client starts Serve with opts on a socket pair and returns its client.
@@ -212,7 +210,7 @@ func (r *initRun) run() {
 	defer stop()
 
 	exe, _ := os.Executable()
-	spec := workload.Spec{Argv: []string{exe, "trap"}, Env: programEnv, Dir: "/"}
+	spec := workload.Spec{Argv: []string{exe, "trap", strconv.Itoa(int(unix.SIGTERM))}, Env: programEnv, Dir: "/"}
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		r.errorf("pipe: %v", err)
@@ -260,7 +258,7 @@ func (r *initRun) chrooted(ctx context.Context, children *workload.Children) {
 		r.errorf("%v", err)
 		return
 	}
-	unbind, err := bindHostDirs(root)
+	unbind, err := testprog.BindHostDirs(root)
 	defer unbind()
 	if err != nil {
 		r.errorf("%v", err)
@@ -293,65 +291,10 @@ func (r *initRun) chrooted(ctx context.Context, children *workload.Children) {
 	}
 }
 
-// bindHostDirs makes the host's programs and libraries visible in root,
-// read-only; unbind undoes it. The mounts are private to the role's mount
-// namespace in any case.
-func bindHostDirs(root string) (unbind func(), err error) {
-	var bound []string
-	unbind = func() {
-		for _, at := range bound {
-			unix.Unmount(at, unix.MNT_DETACH)
-		}
-	}
-	for _, d := range []string{"/usr", "/bin", "/sbin", "/lib", "/lib64"} {
-		fi, err := os.Lstat(d)
-		if err != nil {
-			continue
-		}
-		at := filepath.Join(root, d)
-		if fi.Mode()&os.ModeSymlink != 0 { // merged /usr: /bin -> usr/bin
-			target, err := os.Readlink(d)
-			if err != nil {
-				return unbind, err
-			}
-			if err := os.Symlink(target, at); err != nil {
-				return unbind, err
-			}
-			continue
-		}
-		if err := os.MkdirAll(at, 0o755); err != nil {
-			return unbind, err
-		}
-		if err := unix.Mount(d, at, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return unbind, fmt.Errorf("bind %s: %w", d, err)
-		}
-		bound = append(bound, at)
-		if err := unix.Mount("", at, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
-			return unbind, fmt.Errorf("make %s read-only: %w", at, err)
-		}
-	}
-	return unbind, nil
-}
-
 // zombies lists PID 1's zombie children, once the last orphans had time
 // to exit and be reaped.
-func zombies() []string {
+func zombies() []int {
 	time.Sleep(200 * time.Millisecond)
-	var zs []string
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == 1 {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) >= 2 && f[0] == "Z" && f[1] == "1" {
-			zs = append(zs, string(b))
-		}
-	}
+	zs, _ := testprog.ScanProc(1)
 	return zs
 }

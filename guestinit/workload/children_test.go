@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vmm-dev/vmm/internal/testprog"
 )
 
 // childrenResult is what the children role reports.
@@ -134,7 +136,7 @@ func runChildren(c *Children, cs []childCase, res *childrenResult, mu *sync.Mute
 }
 
 func childrenMain() int {
-	if err := becomeReaper(); err != nil {
+	if err := testprog.BecomeReaper(); err != nil {
 		return fail("%v", err)
 	}
 	res := childrenResult{PID: os.Getpid()}
@@ -182,7 +184,7 @@ func childrenMain() int {
 	if err := <-reaped; err != context.Canceled {
 		res.Errors = append(res.Errors, fmt.Sprintf("Reap: %v", err))
 	}
-	res.Zombies, _ = scanProc(os.Getpid())
+	res.Zombies, _ = testprog.ScanProc(os.Getpid())
 	c.mu.Lock()
 	if len(c.waiting) != 0 {
 		res.Errors = append(res.Errors, fmt.Sprintf("%d children still registered", len(c.waiting)))

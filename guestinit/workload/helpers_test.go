@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vmm-dev/vmm/internal/testprog"
 )
 
 // The tests re-execute this test binary in three roles, chosen by
@@ -64,7 +64,7 @@ func supervisorMain() int {
 	if err := json.Unmarshal([]byte(os.Getenv(optsEnv)), &opts); err != nil {
 		return fail("options: %v", err)
 	}
-	if err := becomeReaper(); err != nil {
+	if err := testprog.BecomeReaper(); err != nil {
 		return fail("%v", err)
 	}
 	if n, err := strconv.Atoi(os.Getenv(signalEnv)); err == nil {
@@ -77,7 +77,7 @@ func supervisorMain() int {
 	if err != nil {
 		res.Err = err.Error()
 	}
-	res.Zombies, res.Others = scanProc(os.Getpid())
+	res.Zombies, res.Others = testprog.ScanProc(os.Getpid())
 	data, _ := json.Marshal(res)
 	if err := os.WriteFile(os.Getenv(resultEnv), data, 0o644); err != nil {
 		return fail("write result: %v", err)
@@ -85,69 +85,13 @@ func supervisorMain() int {
 	return 0
 }
 
-// becomeReaper makes this process the one orphans come to: as PID 1 of a
-// new PID namespace it gets its own /proc, in its own mount namespace made
-// private first so nothing leaks to the host; elsewhere it becomes a child
-// subreaper.
-func becomeReaper() error {
-	if os.Getpid() != 1 {
-		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-			return fmt.Errorf("become a subreaper: %w", err)
-		}
-		return nil
-	}
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make mounts private: %w", err)
-	}
-	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return fmt.Errorf("mount proc: %w", err)
-	}
-	return nil
-}
-
 func fail(format string, args ...any) int {
 	fmt.Fprintf(os.Stderr, "helper: "+format+"\n", args...)
 	return 3
 }
 
-// scanProc lists the zombies whose parent is parent, and every process
-// other than parent.
-func scanProc(parent int) (zombies, others []int) {
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == parent {
-			continue
-		}
-		others = append(others, pid)
-		if state, ppid, ok := procStat(pid); ok && state == "Z" && ppid == parent {
-			zombies = append(zombies, pid)
-		}
-	}
-	return zombies, others
-}
-
-// procStat reads a process's state and parent from /proc/PID/stat. The
-// command name may hold spaces and parentheses; the fields after the last
-// ')' do not.
-func procStat(pid int) (state string, ppid int, ok bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return "", 0, false
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 2 {
-		return "", 0, false
-	}
-	ppid, err = strconv.Atoi(f[1])
-	return f[0], ppid, err == nil
-}
-
-// workloadMain runs one workload behaviour:
+// workloadMain runs one workload behaviour: testprog.Run's, or
 //
-//	exit N            exit with N
-//	kill-self N       die by signal N
-//	trap N            on signal N, exit with 64+N; prints "ready" first
 //	describe          print argv, working directory and environment as JSON
 //	orphans N         leave N grandchildren that exit after the workload's
 //	                  middle child; exit 0 once all are reaped, 99 if not
@@ -158,6 +102,9 @@ func procStat(pid int) (state string, ppid int, ok bool) {
 //	tty               exit 0 if stdin is the controlling terminal and this
 //	                  process leads its foreground group, else 10+check
 func workloadMain(args []string) int {
+	if status, ok := testprog.Run(args); ok {
+		return status
+	}
 	if len(args) == 0 {
 		return fail("workload: no behaviour")
 	}
@@ -166,18 +113,6 @@ func workloadMain(args []string) int {
 		return n
 	}
 	switch args[0] {
-	case "exit":
-		return arg(1)
-	case "kill-self":
-		unix.Kill(os.Getpid(), unix.Signal(arg(1)))
-		time.Sleep(time.Minute)
-		return 1
-	case "trap":
-		c := make(chan os.Signal, 1)
-		signal.Notify(c, unix.Signal(arg(1)))
-		fmt.Println("ready")
-		sig := <-c
-		return 64 + int(sig.(syscall.Signal))
 	case "describe":
 		dir, _ := os.Getwd()
 		json.NewEncoder(os.Stdout).Encode(description{Argv: os.Args, Dir: dir, Env: os.Environ()})
@@ -241,7 +176,7 @@ func leaveOrphans(n int) int {
 				break
 			}
 			if time.Now().After(deadline) {
-				state, ppid, _ := procStat(pid)
+				state, ppid, _ := testprog.ProcStat(pid)
 				fmt.Fprintf(os.Stderr, "orphan %d still there: state %s, parent %d\n", pid, state, ppid)
 				return 99
 			}
