@@ -100,8 +100,7 @@ func TestIOEventFD_GuestWriteSignalsWithoutExit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	io, ok := exit.(ExitIO)
-	if !ok || io.Port != 0x5F1 {
+	if exit.Reason != KVM_EXIT_IO || exit.IO.Port != 0x5F1 {
 		t.Fatalf("first exit %#v, want the write to 0x5f1 (0x5f0 belongs to the ioeventfd)", exit)
 	}
 	var buf [8]byte

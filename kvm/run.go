@@ -42,8 +42,59 @@ const (
 	runMinSize = runUnion + 256
 )
 
-// Exit is a decoded KVM_RUN exit. Dispatch on it with a type switch.
-type Exit interface{ exitReason() uint32 }
+// ExitReason is kvm_run.exit_reason: one of the KVM_EXIT_* constants.
+type ExitReason uint32
+
+// String names the reason as the kernel's KVM_EXIT_* constant does, less
+// the prefix, in lower case ("io", "mmio", "intr"); "reason_N" for others.
+func (r ExitReason) String() string {
+	switch r {
+	case KVM_EXIT_UNKNOWN:
+		return "unknown"
+	case KVM_EXIT_EXCEPTION:
+		return "exception"
+	case KVM_EXIT_IO:
+		return "io"
+	case KVM_EXIT_HYPERCALL:
+		return "hypercall"
+	case KVM_EXIT_DEBUG:
+		return "debug"
+	case KVM_EXIT_HLT:
+		return "hlt"
+	case KVM_EXIT_MMIO:
+		return "mmio"
+	case KVM_EXIT_IRQ_WINDOW_OPEN:
+		return "irq_window_open"
+	case KVM_EXIT_SHUTDOWN:
+		return "shutdown"
+	case KVM_EXIT_FAIL_ENTRY:
+		return "fail_entry"
+	case KVM_EXIT_INTR:
+		return "intr"
+	case KVM_EXIT_NMI:
+		return "nmi"
+	case KVM_EXIT_INTERNAL_ERROR:
+		return "internal_error"
+	case KVM_EXIT_SYSTEM_EVENT:
+		return "system_event"
+	}
+	return fmt.Sprintf("reason_%d", uint32(r))
+}
+
+// Exit is a decoded KVM_RUN exit, a tagged union like kvm_run itself:
+// Reason says which exit it is, and the field for that reason holds the
+// details (IO for KVM_EXIT_IO, and so on); reasons without details have
+// no field. It is a plain value so that decoding an exit allocates
+// nothing: a VMM takes tens of thousands of exits a second.
+type Exit struct {
+	Reason      ExitReason
+	IO          ExitIO            // KVM_EXIT_IO
+	MMIO        ExitMMIO          // KVM_EXIT_MMIO
+	FailEntry   ExitFailEntry     // KVM_EXIT_FAIL_ENTRY
+	Exception   ExitException     // KVM_EXIT_EXCEPTION
+	Internal    ExitInternalError // KVM_EXIT_INTERNAL_ERROR
+	SystemEvent ExitSystemEvent   // KVM_EXIT_SYSTEM_EVENT
+}
 
 // ExitIO is KVM_EXIT_IO: Count accesses of Size bytes to Port. Data aliases
 // kvm_run: for an IN the handler fills it before the next KVM_RUN.
@@ -62,16 +113,6 @@ type ExitMMIO struct {
 	Write bool
 	Data  []byte // 1 to 8 bytes
 }
-
-// ExitHLT is KVM_EXIT_HLT (only without an in-kernel irqchip).
-type ExitHLT struct{}
-
-// ExitShutdown is KVM_EXIT_SHUTDOWN: on x86, a triple fault.
-type ExitShutdown struct{}
-
-// ExitIntr is KVM_EXIT_INTR, or KVM_RUN returning EINTR: a signal or
-// immediate_exit interrupted the vCPU.
-type ExitIntr struct{}
 
 // ExitFailEntry is KVM_EXIT_FAIL_ENTRY: the hardware refused the guest state.
 type ExitFailEntry struct {
@@ -100,20 +141,6 @@ type ExitSystemEvent struct {
 	Data []uint64
 }
 
-// ExitOther is any exit reason the VMM does not model.
-type ExitOther struct{ Reason uint32 }
-
-func (ExitIO) exitReason() uint32            { return KVM_EXIT_IO }
-func (ExitMMIO) exitReason() uint32          { return KVM_EXIT_MMIO }
-func (ExitHLT) exitReason() uint32           { return KVM_EXIT_HLT }
-func (ExitShutdown) exitReason() uint32      { return KVM_EXIT_SHUTDOWN }
-func (ExitIntr) exitReason() uint32          { return KVM_EXIT_INTR }
-func (ExitFailEntry) exitReason() uint32     { return KVM_EXIT_FAIL_ENTRY }
-func (ExitException) exitReason() uint32     { return KVM_EXIT_EXCEPTION }
-func (ExitInternalError) exitReason() uint32 { return KVM_EXIT_INTERNAL_ERROR }
-func (ExitSystemEvent) exitReason() uint32   { return KVM_EXIT_SYSTEM_EVENT }
-func (e ExitOther) exitReason() uint32       { return e.Reason }
-
 func (e ExitInternalError) String() string {
 	s := fmt.Sprintf("suberror %d", e.Suberror)
 	switch e.Suberror {
@@ -136,65 +163,61 @@ func (e ExitInternalError) String() string {
 // DecodeExit decodes the exit recorded in a kvm_run page. It is pure, so
 // exit handling is testable with a hand-built page. Every length and offset
 // is taken from the page and checked against it: a malformed page yields an
-// error, never a panic.
-func DecodeExit(run []byte) (Exit, error) {
+// error, never a panic. Port and MMIO exits, the frequent ones, are decoded
+// without allocating; the data they carry aliases run.
+//
+// The result is named and filled field by field so that the ~200-byte Exit
+// is built in place, not in temporaries that are then copied.
+func DecodeExit(run []byte) (e Exit, err error) {
 	if len(run) < runMinSize {
-		return nil, fmt.Errorf("kvm_run page is %d bytes, want at least %d", len(run), runMinSize)
+		return Exit{}, fmt.Errorf("kvm_run page is %d bytes, want at least %d", len(run), runMinSize)
 	}
 	le := binary.LittleEndian
-	reason := le.Uint32(run[runExitReason:])
-	switch reason {
+	e.Reason = ExitReason(le.Uint32(run[runExitReason:]))
+	switch e.Reason {
 	case KVM_EXIT_IO:
 		size := run[runIOSize]
 		count := le.Uint32(run[runIOCount:])
 		off := le.Uint64(run[runIODataOffset:])
 		n := uint64(size) * uint64(count)
 		if size == 0 || off > uint64(len(run)) || n > uint64(len(run))-off {
-			return nil, fmt.Errorf("KVM_EXIT_IO data (offset %#x, %d×%d bytes) outside the kvm_run page", off, count, size)
+			return Exit{}, fmt.Errorf("KVM_EXIT_IO data (offset %#x, %d×%d bytes) outside the kvm_run page", off, count, size)
 		}
-		return ExitIO{
-			Port:  le.Uint16(run[runIOPort:]),
-			Size:  size,
-			Count: count,
-			In:    run[runIODirection] == KVM_EXIT_IO_IN,
-			Data:  run[off : off+n : off+n],
-		}, nil
+		e.IO.Port = le.Uint16(run[runIOPort:])
+		e.IO.Size = size
+		e.IO.Count = count
+		e.IO.In = run[runIODirection] == KVM_EXIT_IO_IN
+		e.IO.Data = run[off : off+n : off+n]
 	case KVM_EXIT_MMIO:
 		n := le.Uint32(run[runMMIOLen:])
 		if n == 0 || n > 8 {
-			return nil, fmt.Errorf("KVM_EXIT_MMIO length %d, want 1 to 8", n)
+			return Exit{}, fmt.Errorf("KVM_EXIT_MMIO length %d, want 1 to 8", n)
 		}
-		return ExitMMIO{
-			Addr:  le.Uint64(run[runMMIOPhysAddr:]),
-			Write: run[runMMIOIsWrite] != 0,
-			Data:  run[runMMIOData : runMMIOData+int(n) : runMMIOData+int(n)],
-		}, nil
-	case KVM_EXIT_HLT:
-		return ExitHLT{}, nil
-	case KVM_EXIT_SHUTDOWN:
-		return ExitShutdown{}, nil
-	case KVM_EXIT_INTR:
-		return ExitIntr{}, nil
+		e.MMIO.Addr = le.Uint64(run[runMMIOPhysAddr:])
+		e.MMIO.Write = run[runMMIOIsWrite] != 0
+		e.MMIO.Data = run[runMMIOData : runMMIOData+int(n) : runMMIOData+int(n)]
 	case KVM_EXIT_FAIL_ENTRY:
-		return ExitFailEntry{Reason: le.Uint64(run[runFailEntryReason:]), CPU: le.Uint32(run[runFailEntryCPU:])}, nil
+		e.FailEntry = ExitFailEntry{Reason: le.Uint64(run[runFailEntryReason:]), CPU: le.Uint32(run[runFailEntryCPU:])}
 	case KVM_EXIT_EXCEPTION:
-		return ExitException{Exception: le.Uint32(run[runExException:]), ErrorCode: le.Uint32(run[runExErrorCode:])}, nil
+		e.Exception = ExitException{Exception: le.Uint32(run[runExException:]), ErrorCode: le.Uint32(run[runExErrorCode:])}
 	case KVM_EXIT_INTERNAL_ERROR:
-		e := ExitInternalError{Suberror: le.Uint32(run[runInternalSuberror:])}
-		e.Data = readU64s(run[runInternalData:], le.Uint32(run[runInternalNdata:]), 16)
-		if e.Suberror == KVM_INTERNAL_ERROR_EMULATION && len(e.Data) >= 2 &&
+		ie := ExitInternalError{Suberror: le.Uint32(run[runInternalSuberror:])}
+		ie.Data = readU64s(run[runInternalData:], le.Uint32(run[runInternalNdata:]), 16)
+		if ie.Suberror == KVM_INTERNAL_ERROR_EMULATION && len(ie.Data) >= 2 &&
 			le.Uint64(run[runEmulationFlags:])&KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES != 0 {
 			n := min(int(run[runEmulationInsnLen]), 15)
-			e.Insn = append([]byte(nil), run[runEmulationInsn:runEmulationInsn+n]...)
+			ie.Insn = append([]byte(nil), run[runEmulationInsn:runEmulationInsn+n]...)
 		}
-		return e, nil
+		e.Internal = ie
 	case KVM_EXIT_SYSTEM_EVENT:
-		return ExitSystemEvent{
+		e.SystemEvent = ExitSystemEvent{
 			Type: le.Uint32(run[runSystemEventType:]),
 			Data: readU64s(run[runSystemEventData:], le.Uint32(run[runSystemEventNdata:]), 16),
-		}, nil
+		}
 	}
-	return ExitOther{Reason: reason}, nil
+	// Other reasons (HLT, SHUTDOWN, INTR, and any the VMM does not model)
+	// carry nothing it reads: the reason is the whole exit.
+	return e, nil
 }
 
 func readU64s(b []byte, n, max uint32) []uint64 {

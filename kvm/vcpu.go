@@ -35,18 +35,28 @@ func (c *VCPU) Close() error {
 }
 
 // Run is KVM_RUN: it enters the guest and returns the decoded exit. An
-// interrupted run (a signal, or immediate_exit set) returns ExitIntr. The
-// returned exit's Data aliases kvm_run and is valid until the next Run.
+// interrupted run (a signal, or immediate_exit set) returns an exit with
+// Reason KVM_EXIT_INTR. The exit's Data aliases kvm_run and is valid until
+// the next Run. A port or MMIO exit allocates nothing.
+//
+// KVM_RUN goes through the runtime's ordinary syscall path, not
+// RawSyscall. A halted guest stays inside KVM_RUN until its next
+// interrupt; under RawSyscall the runtime would take that for Go code
+// running and keep the thread's P busy all the while. Its preemption
+// signal does interrupt KVM_RUN, so a stop-the-world would wait one exit,
+// not for ever, but other goroutines (device queues, timers) would wait up
+// to 10 ms for a P whenever halted vCPUs held them all. What it would save,
+// the runtime's syscall bookkeeping, is a fraction of a microsecond.
 func (c *VCPU) Run() (Exit, error) {
 	_, err := ioctl(c.fd, KVM_RUN, 0)
-	// EAGAIN: a vCPU waiting for SIPI (an AP before the guest starts it)
-	// took INIT or SIPI and changed its MP state without entering the
-	// guest; the caller runs it again, as after a signal.
-	if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
-		return ExitIntr{}, nil
-	}
 	if err != nil {
-		return nil, fmt.Errorf("KVM_RUN on vCPU %d: %w", c.id, err)
+		// EAGAIN: a vCPU waiting for SIPI (an AP before the guest starts
+		// it) took INIT or SIPI and changed its MP state without entering
+		// the guest; the caller runs it again, as after a signal.
+		if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
+			return Exit{Reason: KVM_EXIT_INTR}, nil
+		}
+		return Exit{}, fmt.Errorf("KVM_RUN on vCPU %d: %w", c.id, err)
 	}
 	return DecodeExit(c.run)
 }

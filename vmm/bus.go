@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
 // Device is what a bus dispatches to: accesses at an offset from the base
@@ -25,14 +26,28 @@ func (r busRange) end() uint64 { return r.base + r.size }
 
 // Bus maps address ranges to devices: the port-I/O bus or the MMIO bus.
 // Ranges never overlap; an access must fall entirely inside one range.
+//
+// Every port and MMIO exit looks an address up here, from every vCPU
+// thread at once, while changes are rare (set-up, a PCI BAR moving). So the
+// sorted table is never changed in place: a change builds a new one and
+// publishes it, and a lookup reads whichever table is current without a
+// lock (a read lock's shared counter would bounce between vCPUs' caches).
 type Bus struct {
 	name   string
-	mu     sync.RWMutex // guards ranges; inserts happen at setup, lookups on every exit
-	ranges []busRange   // sorted by base
+	mu     sync.Mutex                 // serialises Insert and Remove
+	ranges atomic.Pointer[[]busRange] // sorted by base; replaced, never modified
 }
 
 // NewBus returns an empty bus; name ("pio", "mmio") appears in errors.
 func NewBus(name string) *Bus { return &Bus{name: name} }
+
+// table is the current sorted table.
+func (b *Bus) table() []busRange {
+	if t := b.ranges.Load(); t != nil {
+		return *t
+	}
+	return nil
+}
 
 // Insert adds dev at [base, base+size). It fails on an empty or wrapping
 // range and on overlap with a device already there.
@@ -45,32 +60,45 @@ func (b *Bus) Insert(base, size uint64, name string, dev Device) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	i := sort.Search(len(b.ranges), func(i int) bool { return b.ranges[i].base >= base })
-	if i > 0 && b.ranges[i-1].end() > base {
-		p := b.ranges[i-1]
+	old := b.table()
+	i := sort.Search(len(old), func(i int) bool { return old[i].base >= base })
+	if i > 0 && old[i-1].end() > base {
+		p := old[i-1]
 		return fmt.Errorf("%s bus: %s at [%#x, %#x) overlaps %s at [%#x, %#x)", b.name, name, base, base+size, p.name, p.base, p.end())
 	}
-	if i < len(b.ranges) && b.ranges[i].base < base+size {
-		n := b.ranges[i]
+	if i < len(old) && old[i].base < base+size {
+		n := old[i]
 		return fmt.Errorf("%s bus: %s at [%#x, %#x) overlaps %s at [%#x, %#x)", b.name, name, base, base+size, n.name, n.base, n.end())
 	}
-	b.ranges = append(b.ranges, busRange{})
-	copy(b.ranges[i+1:], b.ranges[i:])
-	b.ranges[i] = busRange{base: base, size: size, name: name, dev: dev}
+	t := make([]busRange, 0, len(old)+1)
+	t = append(t, old[:i]...)
+	t = append(t, busRange{base: base, size: size, name: name, dev: dev})
+	t = append(t, old[i:]...)
+	b.ranges.Store(&t)
 	return nil
 }
 
-// find returns the range holding all of [addr, addr+n), if any.
-func (b *Bus) find(addr, n uint64) (busRange, bool) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	i := sort.Search(len(b.ranges), func(i int) bool { return b.ranges[i].base > addr }) - 1
-	if i < 0 {
-		return busRange{}, false
+// find returns the range holding all of [addr, addr+n), if any. A few
+// devices sit on each bus, so a binary search over a small array (written
+// out: sort.Search's closure costs a call per step) beats a map or a
+// 64 K-entry port table, which would cost memory in every VM.
+func (b *Bus) find(addr, n uint64) (*busRange, bool) {
+	t := b.table()
+	lo, hi := 0, len(t) // the answer is the last range with base <= addr
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if t[mid].base <= addr {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
 	}
-	r := b.ranges[i]
+	if lo == 0 {
+		return nil, false
+	}
+	r := &t[lo-1]
 	if addr+n < addr || addr+n > r.end() {
-		return busRange{}, false // beyond the range, or running past its end
+		return nil, false // beyond the range, or running past its end
 	}
 	return r, true
 }
@@ -101,9 +129,13 @@ func (b *Bus) Write(addr uint64, data []byte) bool {
 func (b *Bus) Remove(base uint64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for i, r := range b.ranges {
+	old := b.table()
+	for i, r := range old {
 		if r.base == base {
-			b.ranges = append(b.ranges[:i], b.ranges[i+1:]...)
+			t := make([]busRange, 0, len(old)-1)
+			t = append(t, old[:i]...)
+			t = append(t, old[i+1:]...)
+			b.ranges.Store(&t)
 			return true
 		}
 	}

@@ -79,6 +79,9 @@ func (m *Machine) runVCPU(i int) {
 	c := m.vcpus[i]
 	m.tids[i].Store(int32(unix.Gettid()))
 	defer m.tids[i].Store(0) // the thread dies with the goroutine: no more kicks
+	var tally exitTally
+	defer m.exits.addTally(&tally)
+	y := yielder{last: time.Now()}
 	for !m.stopping.Load() {
 		if i == 0 {
 			m.firstRun.Do(func() {
@@ -88,20 +91,22 @@ func (m *Machine) runVCPU(i int) {
 				m.mu.Unlock()
 			})
 		}
+		y.maybeYield()
 		exit, err := c.Run()
 		if err != nil {
 			m.Stop(ReasonVMMError, err.Error())
 			return
 		}
-		if _, ok := exit.(kvm.ExitIntr); ok && i == 0 {
+		tally.add(exit.Reason)
+		if exit.Reason == kvm.KVM_EXIT_INTR && i == 0 {
 			m.answerSample(c)
 		}
-		v := m.exits.handle(exit)
+		v := m.exits.handle(&exit)
 		if !v.stop {
 			continue
 		}
 		detail := v.detail
-		if ie, ok := exit.(kvm.ExitInternalError); ok && ie.Suberror == kvm.KVM_INTERNAL_ERROR_EMULATION && m.cfg.Profile.Fallback {
+		if exit.Reason == kvm.KVM_EXIT_INTERNAL_ERROR && exit.Internal.Suberror == kvm.KVM_INTERNAL_ERROR_EMULATION && m.cfg.Profile.Fallback {
 			handled, err := m.fallback(c)
 			if handled {
 				continue
@@ -111,11 +116,35 @@ func (m *Machine) runVCPU(i int) {
 			}
 		}
 		if v.reason != ReasonReset && v.reason != ReasonPowerOff {
-			detail = joinDetail(detail, m.crashReport(c, exit))
+			detail = joinDetail(detail, m.crashReport(c, &exit))
 		}
 		m.Stop(v.reason, detail)
 		return
 	}
+}
+
+// yieldEvery is how long a vCPU goroutine keeps its P before it gives it
+// up of its own accord: inside the Go runtime's 10 ms time slice, with
+// room for the exit that the check waits for and for the hand-off itself.
+const yieldEvery = 8 * time.Millisecond
+
+// yielder makes a vCPU goroutine reschedule itself before the runtime
+// does it by force. A vCPU loop never blocks in Go, so to the scheduler it
+// is one goroutine running for ever, and every 10 ms sysmon preempts it:
+// a signal (an extra exit), its P taken from under the KVM_RUN syscall and
+// handed to another thread, and sysmon itself then polling every 20 µs for
+// a while. That was most of vmm's thread switches in an exit-heavy run. A
+// voluntary yield costs one hand-off of the locked thread (a few futex
+// wake-ups) and keeps sysmon asleep; a clock read per exit (~40 ns, vDSO)
+// is the price of knowing when.
+type yielder struct{ last time.Time }
+
+func (y *yielder) maybeYield() {
+	if time.Since(y.last) < yieldEvery {
+		return
+	}
+	runtime.Gosched()
+	y.last = time.Now()
 }
 
 // fallback performs the instruction KVM failed on, when the emulate package
@@ -132,9 +161,9 @@ func (m *Machine) fallback(c *kvm.VCPU) (bool, error) {
 
 // crashReport describes the vCPU after an abnormal exit: registers and, when
 // KVM did not supply them, the instruction bytes at RIP.
-func (m *Machine) crashReport(c *kvm.VCPU, exit kvm.Exit) string {
+func (m *Machine) crashReport(c *kvm.VCPU, exit *kvm.Exit) string {
 	report := describeCPU(c)
-	if ie, ok := exit.(kvm.ExitInternalError); ok && len(ie.Insn) == 0 {
+	if exit.Reason == kvm.KVM_EXIT_INTERNAL_ERROR && len(exit.Internal.Insn) == 0 {
 		if insn := m.instructionAt(c); len(insn) > 0 {
 			report += fmt.Sprintf("; bytes at rip: % x", insn)
 		}
