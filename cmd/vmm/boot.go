@@ -176,6 +176,9 @@ func runBoot(args []string, stdout, stderr io.Writer) int {
 	if os.Getenv("VMM_TRACE_MEMORY") != "" {
 		traceMemory(stderr)
 	}
+	if os.Getenv("VMM_TRACE_EXITS") != "" {
+		fmt.Fprintf(stderr, "vmm: exits by reason: %v\n", m.ExitCounts())
+	}
 	return out.Reason.Status()
 }
 
