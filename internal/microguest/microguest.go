@@ -50,7 +50,7 @@ var sources embed.FS
 //	benchnet     sends n=N 1514-byte frames on the first virtio-net device, then receives N
 //	pwrbtn       enables the ACPI power button, waits for a press, powers off
 //	panic        prints Linux's panic line and resets, as a kernel with panic=-1 does
-//	hostile      attacks every device: port and MMIO garbage, UART flood, broken virtqueues, PCI config garbage
+//	hostile      attacks every device from cpus=N CPUs, seeded by seed=N: port and MMIO garbage, UART flood, broken virtqueues and indirect tables, MSI-X and PCI config garbage
 //	hostfault    blk requests on cue from the console, or a UART or virtio-net flood until the power button
 //
 // Each file's header comment gives its exact output. The bench* guests

@@ -218,7 +218,10 @@ func (d *Device) Notify(q int) error {
 	}
 	id, tx, ok := queuePort(q)
 	if !ok || id >= len(d.ports) || (tx && d.ports[id].txq == nil) || (!tx && d.ports[id].rxq == nil) {
-		return fmt.Errorf("%w: notify for queue %d", ErrQueueIndex, q)
+		// The driver enabled and notified a queue its features do not
+		// have (a control queue without MULTIPORT): its fault, so
+		// NEEDS_RESET, not an error the VMM logs on every notify.
+		return fmt.Errorf("%w: notify for queue %d: %w", ErrQueueIndex, q, virtio.ErrNeedsReset)
 	}
 	p := d.ports[id]
 	if tx {

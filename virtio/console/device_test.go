@@ -122,6 +122,22 @@ func TestActivate_Errors(t *testing.T) {
 	}
 }
 
+// TestNotify_QueueWithoutMultiport_NeedsReset: a driver that enables the
+// control queues without negotiating MULTIPORT and notifies them (the
+// hostile micro-guest does) breaks only the device. Before, the error was
+// not a NEEDS_RESET one, and vmm logged a line per notify: a guest could
+// fill the host's log as fast as it could write a register.
+func TestNotify_QueueWithoutMultiport_NeedsReset(t *testing.T) {
+	g := newGuest(t, []console.Port{{Name: "console", Out: &sink{}}, {Name: "unused", Out: &sink{}}})
+	g.activate(0)
+	for _, q := range []int{ctlRX, ctlTX, rxq(1), txq(1)} {
+		err := g.dev.Notify(q)
+		if !errors.Is(err, virtio.ErrNeedsReset) || !errors.Is(err, console.ErrQueueIndex) {
+			t.Errorf("Notify(%d) = %v, want ErrQueueIndex and ErrNeedsReset", q, err)
+		}
+	}
+}
+
 // TestWithoutMultiport: a driver that does not negotiate MULTIPORT has
 // only port 0, a console open from the start: input flows without a
 // handshake, and the control queues do not exist.

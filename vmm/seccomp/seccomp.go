@@ -1,15 +1,16 @@
 // Package seccomp confines a running VMM to the system calls its run loop
-// and devices make once the machine is set up: KVM ioctls, reads and
-// writes on descriptors it already holds, memory and thread management,
-// eventfds and epoll, and Unix sockets. Opening files, executing programs,
-// other socket families, mounts, ptrace and the rest are refused with
-// EPERM, so a guest that took over a device emulator could do little more
-// than the device could.
+// and devices make once the machine is set up: the ioctls of the run loop
+// and devices (ioctl.go lists each request), reads and writes on
+// descriptors it already holds, memory and thread management, eventfds and
+// epoll, and Unix sockets. Opening files, executing programs, other socket
+// families, mounts, ptrace, any other ioctl request and the rest are
+// refused with EPERM, so a guest that took over a device emulator could do
+// little more than the device could.
 //
-// The filter is built with elastic/go-seccomp-bpf and installed on every
-// thread of the process at once (SECCOMP_FILTER_FLAG_TSYNC), with
-// no_new_privs set. It cannot be removed: install it only in a process
-// that is a VMM from then on.
+// The filters (Policy, and IoctlPolicy for ioctl's requests) are built
+// with elastic/go-seccomp-bpf and installed on every thread of the process
+// at once (SECCOMP_FILTER_FLAG_TSYNC), with no_new_privs set. They cannot
+// be removed: install them only in a process that is a VMM from then on.
 package seccomp
 
 import (
@@ -25,6 +26,7 @@ import (
 // the Go runtime and glibc may pick instead.
 var allowed = []string{
 	// Descriptors the VMM already holds: KVM, disks, TAPs, sockets, eventfds.
+	// ioctl only with the requests IoctlPolicy allows.
 	"read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
 	"ioctl", "close", "fcntl", "fstat", "newfstatat", "lseek", "fdatasync", "fsync", "dup", "dup3",
 	"eventfd2", "pipe2", "epoll_create1", "epoll_ctl", "epoll_pwait", "epoll_wait", "ppoll", "poll",
@@ -46,41 +48,50 @@ var allowed = []string{
 	"timer_create", "timer_settime", "timer_delete", "setitimer",
 }
 
-// Count is how many system calls the filter allows (with socket and clone
-// allowed in part).
+// Count is how many system calls the filters allow (with ioctl, socket and
+// clone allowed in part).
 func Count() int { return len(allowed) + 2 }
 
-// Policy is the filter: allowed calls; socket for AF_UNIX only; clone for
-// new threads only; clone3 answered ENOSYS so glibc falls back to clone,
-// whose flags the filter can check; everything else EPERM.
+// Policy is the main filter: allowed calls; socket for AF_UNIX only; clone
+// for new threads only; clone3 answered ENOSYS so glibc falls back to
+// clone, whose flags the filter can check; everything else EPERM.
+// IoctlPolicy narrows ioctl. The group with argument conditions comes
+// last: when they fail, go-seccomp-bpf leaves the argument where the next
+// group would look for the call number (see IoctlPolicy), and last, the
+// default comes next.
 func Policy() seccomp.Policy {
 	return seccomp.Policy{
 		DefaultAction: seccomp.ActionErrno,
 		Syscalls: []seccomp.SyscallGroup{
 			{Action: seccomp.ActionAllow, Names: allowed},
+			{Action: seccomp.ActionErrno | seccomp.Action(unix.ENOSYS), Names: []string{"clone3"}},
 			{Action: seccomp.ActionAllow, NamesWithCondtions: []seccomp.NameWithConditions{
 				{Name: "socket", Conditions: seccomp.ArgumentConditions{
 					{Argument: 0, Operation: seccomp.Equal, Value: unix.AF_UNIX}}},
 				{Name: "clone", Conditions: seccomp.ArgumentConditions{
 					{Argument: 0, Operation: seccomp.BitsSet, Value: unix.CLONE_THREAD}}},
 			}},
-			{Action: seccomp.ActionErrno | seccomp.Action(unix.ENOSYS), Names: []string{"clone3"}},
 		},
 	}
 }
 
-// Install confines every thread of the process to Policy, for good.
+// Install confines every thread of the process to Policy and IoctlPolicy,
+// for good. The kernel runs both filters on every call and the stricter
+// answer wins.
 func Install() error {
 	if !seccomp.Supported() {
 		return fmt.Errorf("seccomp: this kernel has no seccomp filters: run with --seccomp=off")
 	}
-	err := seccomp.LoadFilter(seccomp.Filter{
-		NoNewPrivs: true,
-		Flag:       seccomp.FilterFlagTSync,
-		Policy:     Policy(),
-	})
-	if err != nil {
-		return fmt.Errorf("seccomp: install the filter: %w", err)
+	// IoctlPolicy first: Policy refuses seccomp(2) itself.
+	for _, p := range []seccomp.Policy{IoctlPolicy(), Policy()} {
+		err := seccomp.LoadFilter(seccomp.Filter{
+			NoNewPrivs: true,
+			Flag:       seccomp.FilterFlagTSync,
+			Policy:     p,
+		})
+		if err != nil {
+			return fmt.Errorf("seccomp: install the filter: %w", err)
+		}
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vmm-dev/vmm/kvm"
 )
 
 // The filter is for good and process-wide, so it is tested in a child:
@@ -85,7 +87,35 @@ func child(dir string) int {
 	f := os.NewFile(uintptr(3), "inherited")
 	_, err = f.Write([]byte("x"))
 	report("write-held-fd", err)
+	for _, io := range append(Ioctls(), refusedIoctls...) {
+		// A regular file answers most requests ENOTTY: the filter let it
+		// through. EPERM is the filter's.
+		_, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), io.Request, 0)
+		if errno == unix.EPERM {
+			fmt.Println("ioctl", io.Name, "refused")
+		} else {
+			fmt.Println("ioctl", io.Name, "allowed")
+		}
+	}
 	return 0
+}
+
+// refusedIoctls are requests a running VMM never makes: one that would
+// type into the terminal, set-up ones, and values that would pass if the
+// filter compared the request as a call number (1 is write) or only its
+// low half.
+var refusedIoctls = []Ioctl{
+	{Name: "TIOCSTI", Request: unix.TIOCSTI},
+	{Name: "FIONREAD", Request: unix.TIOCINQ}, // the same request
+	{Name: "TUNSETIFF", Request: unix.TUNSETIFF},
+	{Name: "KVM_CREATE_VM", Request: kvm.KVM_CREATE_VM},
+	{Name: "KVM_GET_API_VERSION", Request: kvm.KVM_GET_API_VERSION},
+	{Name: "KVM_SET_USER_MEMORY_REGION", Request: kvm.KVM_SET_USER_MEMORY_REGION},
+	{Name: "KVM_SET_CPUID2", Request: kvm.KVM_SET_CPUID2},
+	{Name: "request-0", Request: 0},
+	{Name: "request-1", Request: 1},
+	{Name: "TCGETS-high-bits", Request: 1<<32 | unix.TCGETS},
+	{Name: "KVM_RUN-high-bits", Request: 0xffffffff<<32 | kvm.KVM_RUN},
 }
 
 func TestFilter_RefusesWhatAVMMDoesNotNeed(t *testing.T) {
@@ -103,6 +133,12 @@ func TestFilter_RefusesWhatAVMMDoesNotNeed(t *testing.T) {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
 	want := "open refused\nexec refused\ninet-socket refused\nunix-dial allowed\nmount refused\nthreads allowed\nwrite-held-fd allowed\n"
+	for _, io := range Ioctls() {
+		want += "ioctl " + io.Name + " allowed\n"
+	}
+	for _, io := range refusedIoctls {
+		want += "ioctl " + io.Name + " refused\n"
+	}
 	if string(out) != want {
 		t.Errorf("child said:\n%s\nwant:\n%s", out, want)
 	}
@@ -119,6 +155,10 @@ func TestPolicy_Assembles(t *testing.T) {
 	}
 	if len(prog) > 4096 || Count() != len(allowed)+2 {
 		t.Errorf("%d instructions, %d calls", len(prog), Count())
+	}
+	p = IoctlPolicy()
+	if prog, err = p.Assemble(); err != nil || len(prog) > 4096 {
+		t.Errorf("ioctl filter: %d instructions, %v", len(prog), err)
 	}
 	for _, name := range []string{"openat", "execve", "ptrace", "mount", "kexec_load"} {
 		for _, a := range allowed {
