@@ -1,0 +1,159 @@
+// Package policy is vmm's seccomp policy as go-seccomp-bpf policies: the
+// system calls a running VMM may make and the ioctl requests it may
+// issue. It is used when the filters are generated (go generate in
+// vmm/seccomp) and by tests; the VMM itself loads the generated BPF and
+// links none of this.
+package policy
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/elastic/go-seccomp-bpf"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/vmm-dev/vmm/kvm"
+)
+
+// allowed are the system calls a running vmm makes (found with strace
+// over the micro-guest e2e suite: blk, net on a TAP and a switch, console
+// ports, the agent bridge, SMP, serial input), plus their close relatives
+// the Go runtime and glibc may pick instead.
+var allowed = []string{
+	// Descriptors the VMM already holds: KVM, disks, TAPs, sockets, eventfds.
+	// ioctl only with the requests IoctlPolicy allows.
+	"read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
+	"ioctl", "close", "fcntl", "fstat", "newfstatat", "lseek", "fdatasync", "fsync", "dup", "dup3",
+	"eventfd2", "pipe2", "epoll_create1", "epoll_ctl", "epoll_pwait", "epoll_wait", "ppoll", "poll",
+	// Removing the agent socket and a run's initramfs at the end.
+	"unlinkat",
+	// Unix sockets (the agent bridge, the network switch); socket itself
+	// is allowed for AF_UNIX only, below.
+	"connect", "accept4", "bind", "sendto", "recvfrom", "sendmsg", "recvmsg",
+	"getsockopt", "setsockopt", "getsockname", "getpeername", "shutdown",
+	// Memory.
+	"mmap", "munmap", "mprotect", "madvise", "mremap", "brk",
+	// Threads, signals, time: the Go runtime and glibc.
+	"futex", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack",
+	"tgkill", "getpid", "gettid", "exit", "exit_group", "set_robust_list", "rseq",
+	"sched_yield", "sched_getaffinity", "nanosleep", "clock_nanosleep", "clock_gettime",
+	"gettimeofday", "restart_syscall", "getrandom", "uname",
+	"getuid", "geteuid", "getgid", "getegid",
+	// CPU profiling (VMM_CPUPROFILE) arms a timer.
+	"timer_create", "timer_settime", "timer_delete", "setitimer",
+}
+
+// Count is how many system calls the filters allow (with ioctl, socket and
+// clone allowed in part).
+func Count() int { return len(allowed) + 2 }
+
+// Policy is the main filter: allowed calls; socket for AF_UNIX only; clone
+// for new threads only; clone3 answered ENOSYS so glibc falls back to
+// clone, whose flags the filter can check; everything else EPERM.
+// IoctlPolicy narrows ioctl. The group with argument conditions comes
+// last: when they fail, go-seccomp-bpf leaves the argument where the next
+// group would look for the call number (see IoctlPolicy), and last, the
+// default comes next.
+func Policy() seccomp.Policy {
+	return seccomp.Policy{
+		DefaultAction: seccomp.ActionErrno,
+		Syscalls: []seccomp.SyscallGroup{
+			{Action: seccomp.ActionAllow, Names: allowed},
+			{Action: seccomp.ActionErrno | seccomp.Action(unix.ENOSYS), Names: []string{"clone3"}},
+			{Action: seccomp.ActionAllow, NamesWithCondtions: []seccomp.NameWithConditions{
+				{Name: "socket", Conditions: seccomp.ArgumentConditions{
+					{Argument: 0, Operation: seccomp.Equal, Value: unix.AF_UNIX}}},
+				{Name: "clone", Conditions: seccomp.ArgumentConditions{
+					{Argument: 0, Operation: seccomp.BitsSet, Value: unix.CLONE_THREAD}}},
+			}},
+		},
+	}
+}
+
+// Ioctl is one ioctl request the filter lets through.
+type Ioctl struct {
+	Name    string  // the C name
+	Request uintptr // the request number (the ioctl's second argument)
+	Why     string  // who issues it once the VM runs
+}
+
+// ioctls are the requests a running vmm makes (found by following every
+// ioctl in kvm/, virtio/net and the terminal code to its callers after
+// seccomp.Install in vmm.Machine.Run). Set-up ones (KVM_CREATE_*,
+// KVM_SET_USER_MEMORY_REGION, KVM_SET_CPUID2, KVM_SET_MSRS, KVM_*_LAPIC,
+// TUNSETIFF, ...) are done by then and are refused. KVM_RUN comes first:
+// the filter compares in this order and it is by far the most frequent.
+var ioctls = []Ioctl{
+	{"KVM_RUN", kvm.KVM_RUN, "the vCPU run loop"},
+	{"KVM_IRQ_LINE", kvm.KVM_IRQ_LINE, "the UART's IRQ, the ACPI SCI, PCI INTx"},
+	{"KVM_IRQFD", kvm.KVM_IRQFD, "MSI-X routes made when a vector first fires; released at close"},
+	{"KVM_SET_GSI_ROUTING", kvm.KVM_SET_GSI_ROUTING, "the guest programs an MSI-X message"},
+	{"KVM_SIGNAL_MSI", kvm.KVM_SIGNAL_MSI, "MSI-X when no route is left"},
+	{"KVM_IOEVENTFD", kvm.KVM_IOEVENTFD, "the guest moves a virtio BAR; released at close"},
+	{"KVM_GET_REGS", kvm.KVM_GET_REGS, "Sample, crash reports, the fallback emulator"},
+	{"KVM_SET_REGS", kvm.KVM_SET_REGS, "the fallback emulator"},
+	{"KVM_GET_SREGS", kvm.KVM_GET_SREGS, "crash reports, the fallback emulator"},
+	{"KVM_SET_SREGS", kvm.KVM_SET_SREGS, "the fallback emulator"},
+	{"KVM_GET_FPU", kvm.KVM_GET_FPU, "the fallback emulator (MXCSR, x87)"},
+	{"KVM_SET_FPU", kvm.KVM_SET_FPU, "the fallback emulator (MXCSR)"},
+	{"KVM_TRANSLATE", kvm.KVM_TRANSLATE, "crash reports, the fallback emulator"},
+	{"TUNSETOFFLOAD", unix.TUNSETOFFLOAD, "the guest negotiates virtio-net offloads"},
+	{"TCGETS", unix.TCGETS, "is the console a terminal"},
+	{"TCSETS", unix.TCSETS, "the console back from raw mode at the end"},
+	{"TIOCGWINSZ", unix.TIOCGWINSZ, "vmm run passes a resized terminal on (SIGWINCH)"},
+}
+
+// Ioctls returns the ioctl requests the filter allows.
+func Ioctls() []Ioctl { return slices.Clone(ioctls) }
+
+// IoctlPolicy is the second filter Install loads: ioctl fails with EPERM
+// unless its request is one of Ioctls; every other call is left to
+// Policy. Each comparison is of the whole 64-bit argument, so a request
+// with garbage in its high half (which the kernel would ignore) is
+// refused too.
+//
+// It is a filter of its own rather than conditions inside Policy because
+// go-seccomp-bpf leaves the argument in the accumulator when a call's
+// conditions do not match, and a later group would compare it as a call
+// number: ioctl(fd, 1) would pass as write. Here the conditions (ANDed:
+// the request is none of the list) are the filter's only group, and
+// falling through them reaches its default, ALLOW.
+func IoctlPolicy() seccomp.Policy {
+	none := make(seccomp.ArgumentConditions, 0, len(ioctls))
+	for _, io := range ioctls {
+		none = append(none, seccomp.Condition{Argument: 1, Operation: seccomp.NotEqual, Value: uint64(io.Request)})
+	}
+	return seccomp.Policy{
+		DefaultAction: seccomp.ActionAllow,
+		Syscalls: []seccomp.SyscallGroup{{
+			Action:             seccomp.ActionErrno | seccomp.Action(unix.EPERM),
+			NamesWithCondtions: []seccomp.NameWithConditions{{Name: "ioctl", Conditions: none}},
+		}},
+	}
+}
+
+// Programs assembles the filters in the order they are loaded: IoctlPolicy
+// first (Policy refuses seccomp(2) itself), then Policy.
+func Programs() ([][]unix.SockFilter, error) {
+	var progs [][]unix.SockFilter
+	for _, p := range []seccomp.Policy{IoctlPolicy(), Policy()} {
+		insns, err := p.Assemble()
+		if err != nil {
+			return nil, err
+		}
+		raw, err := bpf.Assemble(insns)
+		if err != nil {
+			return nil, err
+		}
+		if len(raw) > 4096 {
+			return nil, fmt.Errorf("a filter of %d instructions: the kernel takes at most 4096", len(raw))
+		}
+		prog := make([]unix.SockFilter, len(raw))
+		for i, r := range raw {
+			prog[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+		}
+		progs = append(progs, prog)
+	}
+	return progs, nil
+}
