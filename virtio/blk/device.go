@@ -37,14 +37,10 @@ const (
 	// say otherwise.
 	DefaultQueueSize = 256
 	// DefaultWorkers is how many requests run at once unless Options say
-	// otherwise: enough to keep a host SSD's queue busy, few enough that
-	// the bounce buffers (chunkSize each) stay small.
+	// otherwise: enough to keep a host SSD's queue busy.
 	DefaultWorkers = 16
 	// minQueueSize leaves room for seg_max >= 1 besides header and status.
 	minQueueSize = 4
-	// chunkSize bounds the host buffer a request is copied through, so a
-	// 4 GiB request costs no more host memory than a small one.
-	chunkSize = 128 << 10
 )
 
 // Device errors, not the guest's fault.
@@ -73,7 +69,8 @@ type Options struct {
 	Workers int
 	// OnError, if set, hears why each failed request failed (a malformed
 	// request or a host I/O error) after its status is chosen. It runs on
-	// a worker goroutine; calls never overlap.
+	// a worker goroutine, or on Notify's (see runLone); calls never
+	// overlap.
 	OnError func(head uint16, err error)
 }
 
@@ -82,15 +79,18 @@ type Options struct {
 // what New set, so it is safe from any goroutine.
 //
 // Notify hands requests to worker goroutines and returns; they complete
-// in any order (see inflight.go). Reset waits for them.
+// in any order (see inflight.go). Reset waits for them. A lone request
+// the backend can serve without waiting Notify runs itself (runLone).
 type Device struct {
-	backend  Backend
-	readOnly bool
-	queueMax uint16
-	workers  int
-	sectors  uint64
-	id       [IDBytes]byte
-	config   [ConfigSize]byte
+	backend     Backend
+	vectored    Vectored    // backend, when it takes several buffers a call
+	nonBlocking NonBlocking // backend, when it can try a transfer without waiting
+	readOnly    bool
+	queueMax    uint16
+	workers     int
+	sectors     uint64
+	id          [IDBytes]byte
+	config      [ConfigSize]byte
 
 	reportMu sync.Mutex // serialises onError calls from the workers
 	onError  func(uint16, error)
@@ -110,10 +110,11 @@ type Device struct {
 
 	pending  []*virtio.Chain // popped, waiting for a worker, in ring order
 	inFlight int             // popped and not yet returned: pending or running
-	running  int             // worker goroutines alive
+	running  int             // worker goroutines alive, and runLone's request
 	stopping bool            // Reset is waiting for the workers
 	err      error           // what a worker met, for the next Notify
-	bufs     [][]byte        // bounce buffers of exited workers, for reuse
+	spares   []*scratch      // scratch of exited workers, for reuse
+	lone     scratch         // runLone's; Notify calls do not overlap
 
 	// completing counts workers whose request is done but not yet
 	// returned; it is raised without mu, so complete can see that
@@ -140,14 +141,18 @@ func New(backend Backend, opts Options) (*Device, error) {
 	if workers == 0 {
 		workers = DefaultWorkers
 	}
+	v, _ := backend.(Vectored)
+	nb, _ := backend.(NonBlocking)
 	d := &Device{
-		backend:  backend,
-		readOnly: opts.ReadOnly || backend.ReadOnly(),
-		queueMax: size,
-		workers:  workers,
-		sectors:  backend.Sectors(),
-		id:       backend.ID(),
-		onError:  opts.OnError,
+		backend:     backend,
+		vectored:    v,
+		nonBlocking: nb,
+		readOnly:    opts.ReadOnly || backend.ReadOnly(),
+		queueMax:    size,
+		workers:     workers,
+		sectors:     backend.Sectors(),
+		id:          backend.ID(),
+		onError:     opts.OnError,
 	}
 	d.idle.L = &d.mu
 	binary.LittleEndian.PutUint64(d.config[ConfigCapacity:], d.sectors)
@@ -218,7 +223,10 @@ func (d *Device) Reset() {
 
 // Notify pops every request the driver has made available and hands them
 // to the workers, which run up to Options.Workers of them at once and
-// return each as it completes. It does not wait for them. A request that
+// return each as it completes. It does not wait for them, with one
+// exception that never waits for a disk: a lone request (nothing else in
+// flight) on a NonBlocking backend is tried here first, and returned at
+// once if the host's cache could serve it (see runLone). A request that
 // fails gets an error status; only a broken queue (unwrapping to
 // virtio.ErrNeedsReset) or a failed interrupt is returned, here or, when
 // a worker met it, from the next Notify.
@@ -232,6 +240,9 @@ func (d *Device) Notify(q int) error {
 		return ErrNotActive
 	}
 	err := d.popAll()
+	if d.nonBlocking != nil && d.running == 0 && len(d.pending) == 1 {
+		d.runLone()
+	}
 	// Chains popped before a broken one are sound and run, as they did
 	// when requests ran one by one.
 	d.dispatch()

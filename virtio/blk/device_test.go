@@ -333,3 +333,29 @@ func TestNotify_DeviceMisuse(t *testing.T) {
 		t.Errorf("Notify after Reset = %v", err)
 	}
 }
+
+// shortDisk is a memDisk whose ReadAt and WriteAt move half of what they
+// are asked and report no error: a broken backend.
+type shortDisk struct{ *memDisk }
+
+func (s shortDisk) ReadAt(p []byte, off int64) (int, error) {
+	n, _ := s.memDisk.ReadAt(p[:len(p)/2], off)
+	return n, nil
+}
+
+func (s shortDisk) WriteAt(p []byte, off int64) (int, error) {
+	n, _ := s.memDisk.WriteAt(p[:len(p)/2], off)
+	return n, nil
+}
+
+// A short transfer is a failed one even when the backend says nothing is
+// wrong: the guest never gets a half-filled buffer reported OK.
+func TestNotify_ShortTransferWithoutErrorIsIOErr(t *testing.T) {
+	r := newRig(t, shortDisk{newMemDisk(8)}, blk.Options{}, 0)
+	if _, status, _ := r.run(blk.TypeIn, 0, nil, blk.SectorSize); status != blk.StatusIOErr {
+		t.Errorf("short read: status %d, want IOERR", status)
+	}
+	if _, status, _ := r.run(blk.TypeOut, 1, pattern(blk.SectorSize, 3), 0); status != blk.StatusIOErr {
+		t.Errorf("short write: status %d, want IOERR", status)
+	}
+}

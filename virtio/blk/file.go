@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -38,6 +40,13 @@ type File struct {
 	readOnly bool
 	sectors  uint64
 	id       [IDBytes]byte
+
+	// rc runs preadv and pwritev on f's descriptor, with calls' arguments
+	// in pooled *vcall (see vectored.go).
+	rc    syscall.RawConn
+	calls sync.Pool
+	// Set when the filesystem refused RWF_NOWAIT (see TryReadvAt).
+	noTryRead, noTryWrite atomic.Bool
 }
 
 // NewFileBackend opens the regular file at path as a disk. Its capacity is
@@ -72,7 +81,11 @@ func newFile(f *os.File, readOnly bool) (*File, error) {
 	if fi.Size() < SectorSize {
 		return nil, fmt.Errorf("%w: %d bytes", ErrEmptyDisk, fi.Size())
 	}
-	b := &File{f: f, readOnly: readOnly, sectors: uint64(fi.Size()) / SectorSize}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	b := &File{f: f, rc: rc, readOnly: readOnly, sectors: uint64(fi.Size()) / SectorSize}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		b.id = fileID(uint64(st.Dev), st.Ino)
 	}

@@ -2,6 +2,7 @@ package blk
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/vmm-dev/vmm/virtio"
 )
@@ -11,7 +12,9 @@ import (
 // pending chain, runs it without the lock (execute.go), then returns it
 // with AddUsed under the lock, and loops until nothing is pending; then
 // it exits, so an idle device has no goroutines. Completions therefore
-// come back in any order, and with one worker in ring order.
+// come back in any order, and with one worker in ring order. The one
+// exception to the hand-off is runLone's: a lone request the backend can
+// serve without waiting runs on Notify's goroutine.
 
 // popAll moves every available chain onto pending, but keeps at most
 // Queue Size chains in flight: a driver that keeps the rules cannot have
@@ -37,32 +40,68 @@ func (d *Device) popAll() error {
 func (d *Device) dispatch() {
 	for n := min(d.workers-d.running, len(d.pending)); n > 0; n-- {
 		d.running++
-		go d.work(d.takeBuf())
+		go d.work(d.takeScratch())
 	}
 }
 
-// takeBuf returns a bounce buffer, reusing one an exited worker left. The
-// caller holds mu.
-func (d *Device) takeBuf() []byte {
-	n := len(d.bufs)
-	if n == 0 {
-		return make([]byte, chunkSize)
+// runLone tries the one pending request on Notify's goroutine, with the
+// backend's non-blocking calls (Device.try), while no worker runs: handing
+// it to a worker costs a goroutine start and two switches and, when
+// another thread has to wake for it, more than a read from the host's
+// cache. If the try fails, the request stays pending for a worker. While
+// it runs it counts as running, so Reset waits for it as for a worker's.
+// The caller holds mu, which is released during the try.
+func (d *Device) runLone() {
+	c := d.takePending()
+	d.running++
+	d.mu.Unlock()
+	written, done := d.try(c, &d.lone)
+	if done {
+		d.completing.Add(1)
 	}
-	b := d.bufs[n-1]
-	d.bufs = d.bufs[:n-1]
-	return b
+	d.mu.Lock()
+	d.running--
+	if !done {
+		d.pending = slices.Insert(d.pending, 0, c)
+	} else if d.complete(c, written) {
+		d.signal()
+	}
+	if d.running == 0 {
+		d.idle.Broadcast()
+	}
+}
+
+// takePending removes and returns the oldest pending chain. It moves the
+// rest down rather than reslicing past it, so the array is reused and
+// popAll's appends do not allocate. The caller holds mu.
+func (d *Device) takePending() *virtio.Chain {
+	c := d.pending[0]
+	n := copy(d.pending, d.pending[1:])
+	d.pending[n] = nil
+	d.pending = d.pending[:n]
+	return c
+}
+
+// takeScratch returns a scratch for a worker, reusing one an exited worker
+// left. The caller holds mu.
+func (d *Device) takeScratch() *scratch {
+	n := len(d.spares)
+	if n == 0 {
+		return &scratch{bufs: make([][]byte, 0, maxBufs)}
+	}
+	s := d.spares[n-1]
+	d.spares = d.spares[:n-1]
+	return s
 }
 
 // work runs pending requests until there are none (Reset empties
 // pending), then exits.
-func (d *Device) work(buf []byte) {
+func (d *Device) work(s *scratch) {
 	d.mu.Lock()
 	for len(d.pending) > 0 {
-		c := d.pending[0]
-		d.pending[0] = nil
-		d.pending = d.pending[1:]
+		c := d.takePending()
 		d.mu.Unlock()
-		written := d.process(c, buf)
+		written := d.process(c, s)
 		d.completing.Add(1)
 		d.mu.Lock()
 		if d.complete(c, written) {
@@ -70,7 +109,7 @@ func (d *Device) work(buf []byte) {
 		}
 	}
 	d.running--
-	d.bufs = append(d.bufs, buf)
+	d.spares = append(d.spares, s)
 	if d.running == 0 {
 		d.idle.Broadcast()
 	}

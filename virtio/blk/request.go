@@ -83,9 +83,12 @@ func ParseRequest(chain *virtio.Chain, capacitySectors uint64) (Request, error) 
 	if chain.ReadableLen() < HeaderSize {
 		return Request{}, fmt.Errorf("%w: %d bytes", ErrShortHeader, chain.ReadableLen())
 	}
+	// One Read fills hdr: a Reader reads across buffers until p is full.
+	// Not io.ReadFull, whose interface argument would put the Reader and
+	// hdr on the heap for every request.
 	var hdr [HeaderSize]byte
-	if _, err := io.ReadFull(chain.Reader(), hdr[:]); err != nil {
-		return Request{}, fmt.Errorf("read request header: %w", err) // unreachable: the chain was validated
+	if n, _ := chain.Reader().Read(hdr[:]); n < HeaderSize {
+		return Request{}, fmt.Errorf("read request header: %w", io.ErrUnexpectedEOF) // unreachable: the chain was validated
 	}
 	if chain.WritableLen() < StatusSize {
 		return Request{}, ErrNoStatus
