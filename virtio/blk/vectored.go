@@ -33,6 +33,7 @@ type NonBlocking interface {
 	// again with ReadAt or ReadvAt.
 	TryReadvAt(bufs [][]byte, off int64) bool
 	// TryWritevAt is TryReadvAt for writes; a false one is written again.
+	// (File's may wait where the filesystem cannot try: see there.)
 	TryWritevAt(bufs [][]byte, off int64) bool
 }
 
@@ -130,9 +131,26 @@ func (b *File) TryReadvAt(bufs [][]byte, off int64) bool {
 }
 
 // TryWritevAt writes with pwritev2(RWF_NOWAIT). Filesystems that cannot
-// (ext4 refuses buffered RWF_NOWAIT writes with EOPNOTSUPP) are asked once.
+// (ext4 refuses buffered RWF_NOWAIT writes with EOPNOTSUPP) are asked
+// once; after that a lone write is made at once with a plain pwritev. That
+// can wait (dirty-page throttling, reading in a page a partial write
+// touches, the journal), but only this queue waits, for a write a worker
+// would be waiting on anyway, and the hand-off it saves is the whole gap
+// between the device and the host's own pwrite at one request at a time
+// (0.6 against 0.95 for 64 KiB writes). Firecracker's disk does all of its
+// I/O this way.
 func (b *File) TryWritevAt(bufs [][]byte, off int64) bool {
-	return !b.readOnly && b.try(bufs, off, true, &b.noTryWrite)
+	if b.readOnly {
+		return false
+	}
+	if b.try(bufs, off, true, &b.noTryWrite) {
+		return true
+	}
+	if !b.noTryWrite.Load() {
+		return false // RWF_NOWAIT is supported: this write would have waited
+	}
+	n, err := b.vectorIO(bufs, off, true)
+	return err == nil && n == total(bufs)
 }
 
 // try makes one RWF_NOWAIT call and reports whether it moved all of bufs.

@@ -85,8 +85,9 @@ func TestFile_VectoredRefusals(t *testing.T) {
 
 // TestFile_Try: a read of cached bytes succeeds at once; one past the end
 // of the file reports false for the device to read it again and fail. A
-// write either succeeds, and is on the file, or reports false
-// (filesystems such as ext4 cannot write with RWF_NOWAIT).
+// write succeeds, with RWF_NOWAIT or, once the filesystem has refused that
+// (ext4 does), with a plain pwritev, and is on the file; a read-only disk
+// never writes.
 func TestFile_Try(t *testing.T) {
 	content := pattern(4*blk.SectorSize, 6)
 	path := tempDisk(t, content)
@@ -98,11 +99,18 @@ func TestFile_Try(t *testing.T) {
 	if f.TryReadvAt([][]byte{got}, 3*blk.SectorSize) {
 		t.Error("TryReadvAt across the end of the file succeeded")
 	}
-	want := pattern(blk.SectorSize, 8)
-	for range 2 { // the second try may know the filesystem refuses
-		if f.TryWritevAt([][]byte{want}, 0) && !bytes.Equal(readFile(t, path)[:blk.SectorSize], want) {
+	for i := range 2 { // the second try knows whether the filesystem refuses
+		want := pattern(blk.SectorSize, byte(8+i))
+		ok := f.TryWritevAt(split(want, 100), 0)
+		if ok && !bytes.Equal(readFile(t, path)[:blk.SectorSize], want) {
 			t.Error("TryWritevAt succeeded but the file does not hold the bytes")
 		}
+		if i == 1 && !ok {
+			t.Error("the second TryWritevAt failed")
+		}
+	}
+	if openDisk(t, path, true).TryWritevAt([][]byte{content[:blk.SectorSize]}, 0) {
+		t.Error("TryWritevAt on a read-only disk succeeded")
 	}
 }
 
