@@ -7,13 +7,13 @@
 // refused with EPERM, so a guest that took over a device emulator could do
 // little more than the device could.
 //
-// The filters are written as go-seccomp-bpf policies in package policy and
+// The filter is written as go-seccomp-bpf policies in package policy and
 // assembled ahead of time into filters.go (go generate), so the VMM loads
-// ready BPF: assembling them at start-up cost a third of a millisecond and
-// the library's syscall tables 160 KB of heap in every VM process. They
-// are installed on every thread of the process at once
+// ready BPF: assembling it at start-up cost a third of a millisecond and
+// the library's syscall tables 160 KB of heap in every VM process. It is
+// installed on every thread of the process at once
 // (SECCOMP_FILTER_FLAG_TSYNC), with no_new_privs set, and cannot be
-// removed: install them only in a process that is a VMM from then on.
+// removed: install it only in a process that is a VMM from then on.
 package seccomp
 
 //go:generate go run ./gen -o filters.go
@@ -25,8 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Install confines every thread of the process to the filters, for good.
-// The kernel runs each filter on every call and the stricter answer wins.
+// Install confines every thread of the process to the filter, for good.
 func Install() error {
 	if _, err := unix.PrctlRetInt(unix.PR_GET_SECCOMP, 0, 0, 0, 0); errors.Is(err, unix.EINVAL) {
 		return fmt.Errorf("seccomp: this kernel has no seccomp filters: run with --seccomp=off")
@@ -34,10 +33,8 @@ func Install() error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("seccomp: set no_new_privs: %w", err)
 	}
-	for _, prog := range programs {
-		if err := loadFilter(prog); err != nil {
-			return fmt.Errorf("seccomp: install the filter: %w", err)
-		}
+	if err := loadFilter(program); err != nil {
+		return fmt.Errorf("seccomp: install the filter: %w", err)
 	}
 	return nil
 }

@@ -107,18 +107,18 @@ var ioctls = []Ioctl{
 // Ioctls returns the ioctl requests the filter allows.
 func Ioctls() []Ioctl { return slices.Clone(ioctls) }
 
-// IoctlPolicy is the second filter Install loads: ioctl fails with EPERM
-// unless its request is one of Ioctls; every other call is left to
-// Policy. Each comparison is of the whole 64-bit argument, so a request
+// IoctlPolicy is the first half of Program: ioctl fails with EPERM unless
+// its request is one of Ioctls; every other call is left to Policy. Each comparison is of the whole 64-bit argument, so a request
 // with garbage in its high half (which the kernel would ignore) is
 // refused too.
 //
-// It is a filter of its own rather than conditions inside Policy because
+// It is a policy of its own rather than conditions inside Policy because
 // go-seccomp-bpf leaves the argument in the accumulator when a call's
 // conditions do not match, and a later group would compare it as a call
 // number: ioctl(fd, 1) would pass as write. Here the conditions (ANDed:
-// the request is none of the list) are the filter's only group, and
-// falling through them reaches its default, ALLOW.
+// the request is none of the list) are the policy's only group, and
+// falling through them reaches its default, ALLOW, which Program turns
+// into a jump to Policy.
 func IoctlPolicy() seccomp.Policy {
 	none := make(seccomp.ArgumentConditions, 0, len(ioctls))
 	for _, io := range ioctls {
@@ -133,27 +133,54 @@ func IoctlPolicy() seccomp.Policy {
 	}
 }
 
-// Programs assembles the filters in the order they are loaded: IoctlPolicy
-// first (Policy refuses seccomp(2) itself), then Policy.
-func Programs() ([][]unix.SockFilter, error) {
-	var progs [][]unix.SockFilter
-	for _, p := range []seccomp.Policy{IoctlPolicy(), Policy()} {
-		insns, err := p.Assemble()
-		if err != nil {
-			return nil, err
-		}
-		raw, err := bpf.Assemble(insns)
-		if err != nil {
-			return nil, err
-		}
-		if len(raw) > 4096 {
-			return nil, fmt.Errorf("a filter of %d instructions: the kernel takes at most 4096", len(raw))
-		}
-		prog := make([]unix.SockFilter, len(raw))
-		for i, r := range raw {
-			prog[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
-		}
-		progs = append(progs, prog)
+// Program assembles the two policies into the one BPF program vmm loads:
+// IoctlPolicy's, whose every ALLOW becomes a jump to the start of
+// Policy's. A call passes only if both would let it, as when the kernel
+// runs two stacked filters, but the kernel checks and compiles one
+// program, not two (a quarter of a millisecond of every start here).
+func Program() ([]unix.SockFilter, error) {
+	first, err := assemble(IoctlPolicy())
+	if err != nil {
+		return nil, err
 	}
-	return progs, nil
+	second, err := assemble(Policy())
+	if err != nil {
+		return nil, err
+	}
+	const (
+		retK  = unix.BPF_RET | unix.BPF_K
+		jumpA = unix.BPF_JMP | unix.BPF_JA
+	)
+	prog := make([]unix.SockFilter, 0, len(first)+len(second))
+	for i, f := range first {
+		switch {
+		case f.Code == retK && f.K == unix.SECCOMP_RET_ALLOW:
+			f = unix.SockFilter{Code: jumpA, K: uint32(len(first) - i - 1)}
+		case f.Code&0x07 == unix.BPF_RET && f.Code != retK:
+			return nil, fmt.Errorf("instruction %d returns a computed action: cannot chain the filters", i)
+		}
+		prog = append(prog, f)
+	}
+	prog = append(prog, second...)
+	if len(prog) > 4096 {
+		return nil, fmt.Errorf("a filter of %d instructions: the kernel takes at most 4096", len(prog))
+	}
+	return prog, nil
+}
+
+// assemble turns a policy into BPF.
+func assemble(p seccomp.Policy) ([]unix.SockFilter, error) {
+	insns, err := p.Assemble()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := bpf.Assemble(insns)
+	if err != nil {
+		return nil, err
+	}
+	prog := make([]unix.SockFilter, len(raw))
+	for i, r := range raw {
+		prog[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	return prog, nil
 }

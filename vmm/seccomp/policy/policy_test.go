@@ -5,13 +5,13 @@ import (
 	"testing"
 )
 
-func TestPrograms_Assemble(t *testing.T) {
-	progs, err := Programs()
+func TestProgram_Assembles(t *testing.T) {
+	prog, err := Program()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(progs) != 2 || len(progs[0]) == 0 || len(progs[1]) == 0 || Count() != len(allowed)+2 {
-		t.Errorf("%d programs, %d calls", len(progs), Count())
+	if len(prog) == 0 || Count() != len(allowed)+2 {
+		t.Errorf("%d instructions, %d calls", len(prog), Count())
 	}
 	for _, name := range []string{"openat", "execve", "ptrace", "mount", "kexec_load", "seccomp"} {
 		for _, a := range allowed {
