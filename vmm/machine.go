@@ -376,6 +376,7 @@ func (m *Machine) Run(ctx context.Context) Outcome {
 		case <-ran:
 		}
 	}()
+	startuptrace.Mark("run")
 	if m.cfg.Seccomp {
 		if err := seccomp.Install(); err != nil {
 			m.Stop(ReasonVMMError, err.Error())
