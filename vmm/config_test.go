@@ -57,3 +57,15 @@ func TestConfig_ValidateLimits(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckVCPULimit(t *testing.T) {
+	for _, tc := range []struct {
+		cpus, max int
+		ok        bool
+	}{{4, 0, true}, {4, 4, true}, {5, 4, false}, {254, 1024, true}} {
+		err := checkVCPULimit(tc.cpus, tc.max)
+		if (err == nil) != tc.ok || (err != nil && (!errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "give at most 4"))) {
+			t.Errorf("checkVCPULimit(%d, %d) = %v", tc.cpus, tc.max, err)
+		}
+	}
+}

@@ -124,6 +124,9 @@ func New(cfg Config) (_ *Machine, err error) {
 	}
 	startuptrace.Mark("create-vm")
 	m.undo.add(m.vm.Close)
+	if err := checkVCPULimit(m.cfg.CPUs, m.vm.CheckExtension(kvm.KVM_CAP_MAX_VCPUS)); err != nil {
+		return nil, err
+	}
 	if err := m.setupMemory(); err != nil {
 		return nil, err
 	}
@@ -298,6 +301,16 @@ func (m *Machine) setupDevices() error {
 }
 
 func afterFunc(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
+
+// checkVCPULimit refuses more vCPUs than this host's KVM creates in one
+// VM (KVM_CAP_MAX_VCPUS; 0 when KVM does not say), before any is created,
+// with an error that says what to give instead of KVM_CREATE_VCPU's EINVAL.
+func checkVCPULimit(cpus, max int) error {
+	if max > 0 && cpus > max {
+		return fmt.Errorf("%w: %d CPUs, but this host's KVM allows at most %d in a VM; give at most %d", ErrConfig, cpus, max, max)
+	}
+	return nil
+}
 
 // prefetchCPUID asks for KVM_GET_SUPPORTED_CPUID in the background and
 // returns a function that waits for the answer. The System is not closed
