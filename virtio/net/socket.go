@@ -20,7 +20,9 @@ import (
 const (
 	// RegistrationSize is the size of the datagram a port sends first,
 	// its own MAC, so the switch knows where that address lives before
-	// any frame does: no frame is that short.
+	// any frame does: no frame is that short. It may carry one end of a
+	// unix datagram socket pair (SCM_RIGHTS), the port's link, which the
+	// switch then sends the port's frames on (see Socket).
 	RegistrationSize = 6
 	// MaxSocketFrame bounds a frame on a switch socket: 1514 bytes of
 	// Ethernet (a 1500-byte MTU) and an 802.1Q tag. With no segmentation
@@ -51,10 +53,13 @@ var (
 
 // Socket is a Backend on a unix datagram socket connected to a switch.
 // The socket is autobound (an abstract address, no file to clean up),
-// non-blocking and in the Go runtime's poller. A goroutine drains it into
-// a queue of at most RXQueueLen frames, which ReadPacket reads (see
-// RXQueueLen for why). It carries complete frames only: the device offers
-// no offloads over it (Offloads).
+// non-blocking and in the Go runtime's poller. Frames go out on it; they
+// come in on the port's link, a socket pair whose other end went to the
+// switch with the registration, or on the socket itself from a switch
+// that takes no link (see register for why). A goroutine per socket
+// drains them into a queue of at most RXQueueLen frames, which
+// ReadPacket reads (see RXQueueLen for why). It carries complete frames
+// only: the device offers no offloads over it (Offloads).
 type Socket struct {
 	path string
 	sa   *unix.SockaddrUnix
@@ -62,13 +67,18 @@ type Socket struct {
 	f    *os.File
 	rc   syscall.RawConn
 
-	rx      *rxQueue
-	drained chan struct{} // closed when the drain goroutine returns
+	rx     *rxQueue
+	drains sync.WaitGroup // the drain goroutines
 
 	// wmu serialises writers: the write deadline and reconnection are
 	// per socket.
 	wmu      sync.Mutex
 	lastDial time.Time
+
+	// lmu guards the link and closed; held after wmu where both are.
+	lmu    sync.Mutex
+	link   *os.File // this port's end of its link; nil without one
+	closed bool
 }
 
 var _ Backend = (*Socket)(nil)
@@ -94,11 +104,11 @@ func OpenSocket(switchPath string, mac stdnet.HardwareAddr) (*Socket, error) {
 		unix.Close(fd)
 		return nil, err
 	}
-	if err := s.send(m[:]); err != nil {
-		s.f.Close()
+	if err := s.register(); err != nil {
+		s.Close()
 		return nil, socketError(switchPath, "register", err)
 	}
-	go s.drain()
+	s.startDrain(s.f, s.rc)
 	return s, nil
 }
 
@@ -124,7 +134,7 @@ func setupSocket(fd int, path string, mac MAC) (*Socket, error) {
 		f.Close()
 		return nil, socketError(path, "poll", err)
 	}
-	return &Socket{path: path, sa: sa, mac: mac, f: f, rc: rc, rx: newRXQueue(), drained: make(chan struct{})}, nil
+	return &Socket{path: path, sa: sa, mac: mac, f: f, rc: rc, rx: newRXQueue()}, nil
 }
 
 // socketError classifies a failed step of OpenSocket.
@@ -168,22 +178,34 @@ func (s *Socket) SetReadDeadline(t time.Time) error {
 // or arriving while RXQueueLen frames already waited for the device.
 func (s *Socket) RXDropped() uint64 { return s.rx.dropped.Load() }
 
-// drain moves frames from the socket to the queue, as they come, until
-// Close. A frame that no driver on a plain link can have sent is dropped.
-func (s *Socket) drain() {
-	defer close(s.drained)
+// startDrain drains f, the socket or a link, in a goroutine of its own.
+func (s *Socket) startDrain(f *os.File, rc syscall.RawConn) {
+	s.drains.Go(func() { s.drain(f, rc) })
+}
+
+// drain moves frames from f to the queue, as they come, until f is
+// closed. A frame that no driver on a plain link can have sent is dropped.
+func (s *Socket) drain(f *os.File, rc syscall.RawConn) {
 	scratch := make([]byte, MaxSocketFrame+1) // for frames the queue has no room for
 	for {
-		buf := s.rx.buffer()
-		kept := buf != nil
-		if !kept {
-			buf = scratch
-		}
+		var buf []byte
+		var kept bool
 		var n int
 		var rerr error
-		err := s.rc.Read(func(fd uintptr) bool {
+		err := rc.Read(func(fd uintptr) bool {
+			// A buffer is taken when a frame may be there, and given
+			// back before waiting: a link that stays empty holds none.
+			buf = s.rx.buffer()
+			kept = buf != nil
+			if !kept {
+				buf = scratch
+			}
 			n, rerr = unix.Read(int(fd), buf)
-			return rerr != unix.EAGAIN // wait in the poller for the next
+			if rerr == unix.EAGAIN {
+				s.rx.unused(buf, kept)
+				return false // wait in the poller for the next
+			}
+			return true
 		})
 		switch {
 		case err != nil: // closed
@@ -193,7 +215,7 @@ func (s *Socket) drain() {
 		case rerr != nil:
 			// Unheard of on a unix datagram socket; the device hears of
 			// it once the frames before it are read.
-			s.rx.fail(&os.PathError{Op: "read", Path: s.f.Name(), Err: rerr})
+			s.rx.fail(&os.PathError{Op: "read", Path: f.Name(), Err: rerr})
 			return
 		case n > MaxSocketFrame || !kept:
 			s.rx.unused(buf, kept)
@@ -223,10 +245,10 @@ func (s *Socket) WritePacket(p []byte) error {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	err = s.send(frame)
+	err = s.send(frame, nil)
 	if gone(err) {
 		if err = s.redial(); err == nil {
-			err = s.send(frame)
+			err = s.send(frame, nil)
 		}
 	}
 	if err != nil {
@@ -242,8 +264,8 @@ func gone(err error) bool {
 	return errors.Is(err, unix.ECONNREFUSED) || errors.Is(err, unix.ENOTCONN)
 }
 
-// redial connects to the switch's path again and registers there. The
-// caller holds wmu.
+// redial connects to the switch's path again and registers there, with a
+// new link. The caller holds wmu.
 func (s *Socket) redial() error {
 	if !s.lastDial.IsZero() && time.Since(s.lastDial) < redialEvery {
 		return errRedialWait
@@ -256,13 +278,13 @@ func (s *Socket) redial() error {
 	if err != nil {
 		return fmt.Errorf("reconnect: %w", err)
 	}
-	return s.send(s.mac[:])
+	return s.register()
 }
 
-// send sends one datagram. When the switch's queue is full it waits up
-// to sendWait for room, then gives up.
-func (s *Socket) send(b []byte) error {
-	err := s.sendOnce(b, false)
+// send sends one datagram, with control data oob if not nil. When the
+// switch's queue is full it waits up to sendWait for room, then gives up.
+func (s *Socket) send(b, oob []byte) error {
+	err := s.sendOnce(b, oob, false)
 	if !errors.Is(err, unix.EAGAIN) {
 		return err
 	}
@@ -270,16 +292,20 @@ func (s *Socket) send(b []byte) error {
 		return err
 	}
 	defer s.f.SetWriteDeadline(time.Time{})
-	return s.sendOnce(b, true)
+	return s.sendOnce(b, oob, true)
 }
 
 // sendOnce makes one attempt, or with wait, waits in the poller until
 // the switch has room or the write deadline passes.
-func (s *Socket) sendOnce(b []byte, wait bool) error {
+func (s *Socket) sendOnce(b, oob []byte, wait bool) error {
 	var werr error
 	err := s.rc.Write(func(fd uintptr) bool {
 		for {
-			_, werr = unix.Write(int(fd), b)
+			if oob == nil {
+				_, werr = unix.Write(int(fd), b)
+			} else {
+				werr = unix.Sendmsg(int(fd), b, oob, nil, 0)
+			}
 			if werr != unix.EINTR {
 				return !wait || werr != unix.EAGAIN
 			}
@@ -304,11 +330,15 @@ func (s *Socket) SetOffloads(features uint64) error {
 	return nil
 }
 
-// Close closes the socket; a waiting ReadPacket returns os.ErrClosed. The
-// switch forgets the port the next time it sends to it.
+// Close closes the socket and its link; a waiting ReadPacket returns
+// os.ErrClosed. The switch forgets the port the next time it sends to it.
 func (s *Socket) Close() error {
 	s.rx.close()
+	s.lmu.Lock()
+	s.closed = true
+	s.setLinkLocked(nil, nil)
+	s.lmu.Unlock()
 	err := s.f.Close()
-	<-s.drained
+	s.drains.Wait()
 	return err
 }

@@ -12,11 +12,13 @@ import (
 //
 // A unix datagram waiting in a socket's queue is charged to its sender,
 // and a client connected to the switch lifts the kernel's per-socket
-// limit (net.unix.max_dgram_qlen), so frames piling up for a VM that
-// takes none (its driver not started, its interface down) would use up
-// the switch's send buffer and stop it sending to every port. The
-// Socket therefore always drains its socket, into this bounded queue,
-// and a VM that does not keep up loses only its own frames.
+// limit (net.unix.max_dgram_qlen). On the port's link that sender is the
+// link's own switch end, but a switch that takes no link sends from its
+// one socket, so frames piling up for a VM that takes none (its driver
+// not started, its interface down) would use up the switch's send
+// buffer and stop it sending to every port. The Socket therefore always
+// drains, into this bounded queue, and a VM that does not keep up loses
+// only its own frames.
 const RXQueueLen = 256
 
 // rxQueue holds received frames between the Socket's drain goroutine and

@@ -29,6 +29,10 @@ type PortStats struct {
 
 	Delivered uint64 // frames sent to the port
 	Lost      uint64 // frames for the port that its socket had no room for
+
+	// Route is the socket the switch sends the port's frames on, whose
+	// buffer holds what the port leaves unread.
+	Route Route
 }
 
 // Stats are the switch's counters.

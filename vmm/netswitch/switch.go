@@ -6,13 +6,16 @@
 // The switch listens on a unix datagram socket. Each port is a client's
 // socket address; every datagram is one plain Ethernet frame, except a
 // 6-byte datagram, which registers the sender's MAC before it sends any
-// frame (virtio/net's Socket sends it on open). The switch learns where
-// each MAC lives from registrations and source addresses, forwards
-// unicast to the one port that owns the destination, floods broadcast,
-// multicast and unknown unicast to every other port, and never sends a
-// frame back to its sender (IEEE 802.1D's forwarding and filtering, with
-// no ageing: a MAC moves when it shows up on another port, and a port
-// whose socket is gone is forgotten).
+// frame (virtio/net's Socket sends it on open). A registration may carry
+// (SCM_RIGHTS) one end of a unix datagram socket pair, the port's link:
+// the switch then sends the port's frames on that end, and the client
+// reads them from the other (see Route for why, and for ports with
+// none). The switch learns where each MAC lives from registrations and
+// source addresses, forwards unicast to the one port that owns the
+// destination, floods broadcast, multicast and unknown unicast to every
+// other port, and never sends a frame back to its sender (IEEE 802.1D's
+// forwarding and filtering, with no ageing: a MAC moves when it shows up
+// on another port, and a port whose socket is gone is forgotten).
 package netswitch
 
 import (
@@ -69,11 +72,20 @@ type Switch struct {
 }
 
 // port is one client socket and what the switch knows of it. Guarded by
-// Switch.mu.
+// Switch.mu; its out socket is used only by the serve goroutine, and
+// closed by it or, once it has returned, by Close.
 type port struct {
 	addr  *unix.SockaddrUnix
+	out   sock // the socket stats.Route names; noSock for the shared one
 	macs  map[vnet.MAC]struct{}
 	stats PortStats
+}
+
+// route makes the port send on out from now on, closing what it sent on
+// before.
+func (p *port) route(r Route, out sock) {
+	p.out.close()
+	p.out, p.stats.Route = out, r
 }
 
 // New listens at path, a file system path (or @name for an abstract
@@ -143,7 +155,15 @@ func (s *Switch) Addr() string { return s.path }
 // file. Clients' writes fail from then on.
 func (s *Switch) Close() error {
 	var err error
-	s.once.Do(func() { err = s.closeSocket() })
+	s.once.Do(func() {
+		err = s.closeSocket()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, p := range s.ports {
+			p.out.close()
+			p.out = noSock
+		}
+	})
 	return err
 }
 
@@ -162,22 +182,36 @@ func (s *Switch) closeSocket() error {
 func (s *Switch) serve() {
 	defer close(s.done)
 	buf := make([]byte, MaxFrame+1) // one byte more tells an oversize datagram
+	// Room for a link, one descriptor (two fit, for alignment): the
+	// kernel discards any more, and says so with MSG_CTRUNC.
+	oob := make([]byte, unix.CmsgSpace(4))
 	for {
-		n, from, err := s.conn.ReadFromUnix(buf)
+		n, oobn, flags, from, err := s.conn.ReadMsgUnix(buf, oob)
 		if errors.Is(err, net.ErrClosed) {
 			return
 		}
 		if err != nil {
 			continue // nothing else is expected of a unix datagram socket
 		}
-		s.handle(buf[:n], from)
+		link := noSock
+		switch fds := rights(oob[:oobn]); {
+		case len(fds) == 1 && flags&unix.MSG_CTRUNC == 0:
+			link = sock(fds[0])
+		default:
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+		}
+		s.handle(buf[:n], from, link)
 	}
 }
 
-// handle acts on one datagram: a registration, or a frame to switch.
-func (s *Switch) handle(b []byte, from *net.UnixAddr) {
+// handle acts on one datagram: a registration, or a frame to switch. It
+// owns link, a descriptor that came with the datagram, or noSock.
+func (s *Switch) handle(b []byte, from *net.UnixAddr, link sock) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() { link.close() }() // unless a port took it
 	// An unbound sender reads as "@" (or ""): there is no answering it.
 	if from == nil || from.Name == "" || from.Name == "@" {
 		s.dropped++
@@ -190,8 +224,11 @@ func (s *Switch) handle(b []byte, from *net.UnixAddr) {
 			s.dropped++
 			return
 		}
-		p = &port{addr: &unix.SockaddrUnix{Name: from.Name}, macs: make(map[vnet.MAC]struct{})}
+		p = &port{addr: &unix.SockaddrUnix{Name: from.Name}, out: noSock, macs: make(map[vnet.MAC]struct{})}
 		p.stats.Addr = from.Name
+		if own, err := ownSock(); err == nil {
+			p.route(RouteOwn, own)
+		}
 		s.ports[from.Name] = p
 	}
 	switch {
@@ -200,6 +237,14 @@ func (s *Switch) handle(b []byte, from *net.UnixAddr) {
 	case len(b) == vnet.RegistrationSize:
 		if !s.learn(p, vnet.MAC(b)) {
 			p.stats.Dropped++
+			return
+		}
+		if link == noSock {
+			return
+		}
+		if l, err := linkSock(int(link)); err == nil {
+			p.route(RouteLink, l)
+			link = noSock
 		}
 	default:
 		s.forward(p, b)
@@ -261,30 +306,47 @@ func (s *Switch) flood(p *port, frame []byte) {
 // loses it; a port whose socket is gone is forgotten.
 func (s *Switch) send(q *port, frame []byte) {
 	var err error
-	if rerr := s.rc.Write(func(fd uintptr) bool {
-		for {
-			err = unix.Sendto(int(fd), frame, unix.MSG_DONTWAIT, q.addr)
-			if err != unix.EINTR {
-				return true
-			}
+	switch q.stats.Route {
+	case RouteLink:
+		err = q.out.sendto(frame, nil)
+	case RouteOwn:
+		err = q.out.sendto(frame, q.addr)
+		if errors.Is(err, unix.EPERM) {
+			// The client is connected, to this switch (it takes
+			// datagrams from the listening socket alone) or another.
+			q.route(RouteShared, noSock)
+			err = s.sendShared(q, frame)
 		}
-	}); rerr != nil {
-		err = rerr
+	default:
+		err = s.sendShared(q, frame)
 	}
 	switch {
 	case err == nil:
 		q.stats.Delivered++
 	case errors.Is(err, unix.ECONNREFUSED), errors.Is(err, unix.ENOENT), errors.Is(err, unix.EPERM):
-		// Nobody is bound there any more, or the socket there now
-		// talks to another switch.
+		// Nobody is bound there any more (or the link's other end is
+		// closed), or the socket there talks to another switch.
 		s.forget(q)
 	default: // EAGAIN, ENOBUFS: its queue is full
 		q.stats.Lost++
 	}
 }
 
+// sendShared sends a frame to q from the listening socket.
+func (s *Switch) sendShared(q *port, frame []byte) error {
+	var err error
+	if rerr := s.rc.Write(func(fd uintptr) bool {
+		err = sock(fd).sendto(frame, q.addr)
+		return true
+	}); rerr != nil {
+		return rerr
+	}
+	return err
+}
+
 // forget removes port q and the MACs it owned.
 func (s *Switch) forget(q *port) {
+	q.route(RouteShared, noSock)
 	for mac := range q.macs {
 		delete(s.macs, mac)
 	}

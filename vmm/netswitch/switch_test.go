@@ -287,7 +287,8 @@ func TestSwitch_ForgetsGonePorts(t *testing.T) {
 }
 
 // TestSwitch_Sockets: two virtio-net socket backends, as two vmm
-// processes would open them, exchange a frame through the switch.
+// processes would open them, exchange a frame through the switch, which
+// sends it on the receiver's link.
 func TestSwitch_Sockets(t *testing.T) {
 	s := newSwitch(t)
 	sa, err := vnet.OpenSocket(s.Addr(), macA)
@@ -311,8 +312,20 @@ func TestSwitch_Sockets(t *testing.T) {
 		t.Fatalf("b read %d bytes, %v; want the frame behind a zero header", n, err)
 	}
 	st := s.Stats()
-	if pa, pb := portOf(t, st, macA), portOf(t, st, macB); pa.Forwarded != 1 || pb.Delivered != 1 || !strings.HasPrefix(pa.Addr, "@") {
-		t.Errorf("ports %+v and %+v, want one frame forwarded from an abstract address", pa, pb)
+	if pa, pb := portOf(t, st, macA), portOf(t, st, macB); pa.Forwarded != 1 || pb.Delivered != 1 || !strings.HasPrefix(pa.Addr, "@") ||
+		pa.Route != netswitch.RouteLink || pb.Route != netswitch.RouteLink {
+		t.Errorf("ports %+v and %+v, want one frame forwarded from an abstract address, both on links", pa, pb)
+	}
+
+	// Closed, b's link refuses the next frame, and its port is forgotten.
+	sb.Close()
+	if err := sa.WritePacket(append(make([]byte, vnet.HeaderSize), ethFrame(macB, macA, "gone?")...)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(timeout); s.Stats().Forgotten != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("b's port not forgotten: %+v", s.Stats())
+		}
 	}
 }
 

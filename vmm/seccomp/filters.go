@@ -4,7 +4,7 @@ package seccomp
 
 import "golang.org/x/sys/unix"
 
-// program is policy.Program() (170 instructions).
+// program is policy.Program() (175 instructions).
 var program = []unix.SockFilter{
 	{Code: 0x20, Jt: 0, Jf: 0, K: 0x4},
 	{Code: 0x15, Jt: 0, Jf: 73, K: 0xc000003e},
@@ -83,7 +83,7 @@ var program = []unix.SockFilter{
 	{Code: 0x06, Jt: 0, Jf: 0, K: 0x50001},
 	{Code: 0x05, Jt: 0, Jf: 0, K: 0x0},
 	{Code: 0x20, Jt: 0, Jf: 0, K: 0x4},
-	{Code: 0x15, Jt: 0, Jf: 91, K: 0xc000003e},
+	{Code: 0x15, Jt: 0, Jf: 96, K: 0xc000003e},
 	{Code: 0x20, Jt: 0, Jf: 0, K: 0x0},
 	{Code: 0x35, Jt: 0, Jf: 1, K: 0x40000000},
 	{Code: 0x06, Jt: 0, Jf: 0, K: 0x50026},
@@ -165,6 +165,11 @@ var program = []unix.SockFilter{
 	{Code: 0x15, Jt: 0, Jf: 1, K: 0x1b3},
 	{Code: 0x06, Jt: 0, Jf: 0, K: 0x50026},
 	{Code: 0x15, Jt: 0, Jf: 4, K: 0x29},
+	{Code: 0x20, Jt: 0, Jf: 0, K: 0x14},
+	{Code: 0x15, Jt: 0, Jf: 2, K: 0x0},
+	{Code: 0x20, Jt: 0, Jf: 0, K: 0x10},
+	{Code: 0x15, Jt: 10, Jf: 0, K: 0x1},
+	{Code: 0x15, Jt: 0, Jf: 4, K: 0x35},
 	{Code: 0x20, Jt: 0, Jf: 0, K: 0x14},
 	{Code: 0x15, Jt: 0, Jf: 2, K: 0x0},
 	{Code: 0x20, Jt: 0, Jf: 0, K: 0x10},

@@ -66,6 +66,14 @@ func child(dir string) int {
 	}
 	report("unix-dial", err)
 	report("mount", unix.Mount("none", dir, "tmpfs", 0, ""))
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
+	if err == nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+	}
+	report("unix-socketpair", err)
+	_, err = unix.Socketpair(unix.AF_INET, unix.SOCK_STREAM, 0)
+	report("inet-socketpair", err)
 	// New OS threads (locked goroutines force them) still start: clone
 	// for threads is allowed, clone3 falls back to it.
 	var wg sync.WaitGroup
@@ -133,7 +141,7 @@ func TestFilter_RefusesWhatAVMMDoesNotNeed(t *testing.T) {
 	if err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
-	want := "open refused\nexec refused\ninet-socket refused\nunix-dial allowed\nmount refused\nthreads allowed\nwrite-held-fd allowed\n"
+	want := "open refused\nexec refused\ninet-socket refused\nunix-dial allowed\nmount refused\nunix-socketpair allowed\ninet-socketpair refused\nthreads allowed\nwrite-held-fd allowed\n"
 	for _, io := range policy.Ioctls() {
 		want += "ioctl " + io.Name + " allowed\n"
 	}

@@ -44,9 +44,9 @@ var allowed = []string{
 	"timer_create", "timer_settime", "timer_delete", "setitimer",
 }
 
-// Count is how many system calls the filters allow (with ioctl, socket and
-// clone allowed in part).
-func Count() int { return len(allowed) + 2 }
+// Count is how many system calls the filters allow (with ioctl, socket,
+// socketpair and clone allowed in part).
+func Count() int { return len(allowed) + 3 }
 
 // Policy is the main filter: allowed calls; socket for AF_UNIX only; clone
 // for new threads only; clone3 answered ENOSYS so glibc falls back to
@@ -63,6 +63,9 @@ func Policy() seccomp.Policy {
 			{Action: seccomp.ActionErrno | seccomp.Action(unix.ENOSYS), Names: []string{"clone3"}},
 			{Action: seccomp.ActionAllow, NamesWithCondtions: []seccomp.NameWithConditions{
 				{Name: "socket", Conditions: seccomp.ArgumentConditions{
+					{Argument: 0, Operation: seccomp.Equal, Value: unix.AF_UNIX}}},
+				// A switch socket that reconnects makes a new link pair.
+				{Name: "socketpair", Conditions: seccomp.ArgumentConditions{
 					{Argument: 0, Operation: seccomp.Equal, Value: unix.AF_UNIX}}},
 				{Name: "clone", Conditions: seccomp.ArgumentConditions{
 					{Argument: 0, Operation: seccomp.BitsSet, Value: unix.CLONE_THREAD}}},
