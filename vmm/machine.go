@@ -253,26 +253,9 @@ func (m *Machine) setupIRQChip() error {
 		return err
 	}
 	if m.cfg.Profile.DropLostTicks && m.vm.CheckExtension(kvm.KVM_CAP_REINJECT_CONTROL) != 0 {
-		m.dropLostTicks()
+		return m.vm.SetPITReinject(false)
 	}
 	return nil
-}
-
-// dropLostTicks turns the PIT's reinjection off in the background. The
-// kernel waits for an SRCU grace period to unhook it, 13-18 ms in a third
-// of this host's starts, and nothing needs it done before the guest
-// starts: it changes only how ticks the guest missed are made up, which
-// matters over seconds. seccomp allows the request for this; an undo step
-// waits for it so the VM is not closed under it.
-func (m *Machine) dropLostTicks() {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := m.vm.SetPITReinject(false); err != nil {
-			fmt.Fprintf(m.cfg.Log, "vmm: the PIT keeps making up lost ticks: %v\n", err)
-		}
-	}()
-	m.undo.add(func() error { <-done; return nil })
 }
 
 // irqLine drives one input pin of the in-kernel PIC/IOAPIC.

@@ -101,7 +101,6 @@ var ioctls = []Ioctl{
 	{"KVM_GET_FPU", kvm.KVM_GET_FPU, "the fallback emulator (MXCSR, x87)"},
 	{"KVM_SET_FPU", kvm.KVM_SET_FPU, "the fallback emulator (MXCSR)"},
 	{"KVM_TRANSLATE", kvm.KVM_TRANSLATE, "crash reports, the fallback emulator"},
-	{"KVM_REINJECT_CONTROL", kvm.KVM_REINJECT_CONTROL, "the software-KVM profile turns PIT reinjection off while the guest starts"},
 	{"TUNSETOFFLOAD", unix.TUNSETOFFLOAD, "the guest negotiates virtio-net offloads"},
 	{"TCGETS", unix.TCGETS, "is the console a terminal"},
 	{"TCSETS", unix.TCSETS, "the console back from raw mode at the end"},
