@@ -48,7 +48,7 @@ func runMemory(e *Env) ([]Result, error) {
 		if sz.mib == 128 {
 			rs = append(rs,
 				Result{Suite: "memory", Metric: "vmm's Go runtime (mapped − released), " + sz.name + " guest",
-					Unit: "MiB", VMM: v[1], Note: "from runtime/metrics at exit (VMM_TRACE_MEMORY=1); part of the overhead above"},
+					Unit: "MiB", VMM: v[1], Note: "from the runtime's MemStats at exit (VMM_TRACE_MEMORY=1); part of the overhead above"},
 				Result{Suite: "memory", Metric: "vmm's Go heap objects, " + sz.name + " guest", Unit: "MiB", VMM: v[2]})
 		}
 	}
