@@ -24,13 +24,7 @@
 #include "vdrv.h"
 
 #define GUEST "benchnet"
-#define NET_F_MAC (1u << 5)
-#define NET_HDR 12
-#define ETH_HLEN 14
 #define FRAME 1514
-#define ETH_TYPE_TEST 0x88b5
-#define RXQ 0
-#define TXQ 1
 #define RX_TIMEOUT_MS 10000
 #define TICK_EVERY 64
 

@@ -13,21 +13,7 @@
  */
 #include "rt.h"
 
-#define FNV32_OFFSET 0x811c9dc5u
-#define FNV32_PRIME 0x01000193u
-
 static u64 join32(u32 lo, u32 hi) { return (u64)hi << 32 | lo; }
-
-static u32 fnv1a32(const u8 *p, u64 n)
-{
-	u32 h = FNV32_OFFSET;
-
-	while (n--) {
-		h ^= *p++;
-		h *= FNV32_PRIME;
-	}
-	return h;
-}
 
 static void print_cmdline(const u8 *bp)
 {
@@ -65,7 +51,7 @@ static void print_initrd(const u8 *bp)
 	uart_puts(" size=");
 	uart_hex(size);
 	uart_puts(" fnv1a=");
-	uart_hex(fnv1a32((const u8 *)addr, size));
+	uart_hex(fnv1a((const u8 *)addr, size));
 	uart_putc('\n');
 }
 

@@ -42,18 +42,9 @@
 #define PWRBTN (1u << 8)
 #define SLP_S5 ((5u << 10) | (1u << 13)) /* SLP_TYP=5, SLP_EN */
 
-#define COM1_RBR 0x3f8
-#define COM1_LSR 0x3fd
-#define LSR_DR 0x01
 
 #define BLK_F_FLUSH (1u << 9)
-#define NET_F_MAC (1u << 5)
-#define NET_HDR 12
-#define ETH_HLEN 14
 #define FRAME 1514
-#define ETH_TYPE_TEST 0x88b5
-#define RXQ 0
-#define TXQ 1
 #define RX_IDLE_MS 500
 
 static const u8 sink_mac[6] = {0x02, 0, 0, 0, 0, 0x01};
@@ -114,16 +105,6 @@ static void end_line(const char *role, u64 n, const char *unit)
 }
 
 /* --- blk --- */
-
-static u32 fnv1a(const u8 *p, u32 n)
-{
-	u32 h = 2166136261u;
-	for (u32 i = 0; i < n; i++) {
-		h ^= p[i];
-		h *= 16777619u;
-	}
-	return h;
-}
 
 /* read_line reads a console line into buf (NUL-terminated, without the
  * newline); a longer line is cut. */
@@ -344,7 +325,7 @@ static void role_netrx(void)
 	uart_puts(GUEST ": netrx begin\n");
 	u64 total = 0;
 	while (!pressed()) {
-		if (!(inb(COM1_LSR) & LSR_DR) || inb(COM1_RBR) != 'r')
+		if (uart_poll() != 'r')
 			continue;
 		u64 got = rx_burst();
 		total += got;

@@ -52,6 +52,13 @@ void uart_dec(u64 v)
 		uart_putc(buf[--n]);
 }
 
+int uart_poll(void)
+{
+	if (!(inb(COM1 + UART_LSR) & LSR_DR))
+		return -1;
+	return inb(COM1 + UART_RBR);
+}
+
 char uart_getc(void)
 {
 	while (!(inb(COM1 + UART_LSR) & LSR_DR))
@@ -84,4 +91,14 @@ void *memcpy(void *d, const void *s, unsigned long n)
 	while (n--)
 		*p++ = *q++;
 	return d;
+}
+
+u32 fnv1a(const u8 *p, u64 n)
+{
+	u32 h = 2166136261u;
+	for (u64 i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= 16777619u;
+	}
+	return h;
 }

@@ -81,7 +81,9 @@ void uart_puts(const char *s);
 void uart_hex(u64 v); /* "0x" and the shortest hex digits */
 void uart_dec(u64 v);
 char uart_getc(void);
+int uart_poll(void); /* the next input byte, or -1 when there is none yet */
 void reset(void) __attribute__((noreturn));
+u32 fnv1a(const u8 *p, u64 n); /* FNV-1a-32: cheap per byte for an emulated CPU */
 
 void *memset(void *d, int c, unsigned long n);
 void *memcpy(void *d, const void *s, unsigned long n);

@@ -39,6 +39,15 @@
 #define VIRTIO_ID_BLOCK 2
 #define VIRTIO_ID_RNG 4
 
+/* virtio-net as the net guests drive it: the header with num_buffers,
+ * Ethernet, and the EtherType they send (IEEE local experimental). */
+#define NET_F_MAC (1u << 5)
+#define NET_HDR 12
+#define ETH_HLEN 14
+#define ETH_TYPE_TEST 0x88b5
+#define RXQ 0
+#define TXQ 1
+
 /* struct virtio_pci_cap cfg_type (§4.1.4). */
 #define CAP_COMMON 1
 #define CAP_NOTIFY 2

@@ -48,16 +48,6 @@ static int blk_request(struct vdev *v, u32 type, u64 sector, u32 len, int in)
 	return blk_status;
 }
 
-static u32 fnv1a(const u8 *p, u32 n)
-{
-	u32 h = 2166136261u;
-	for (u32 i = 0; i < n; i++) {
-		h ^= p[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
 static void print_status(const char *what, int s)
 {
 	uart_puts("virtio-blk: ");

@@ -17,13 +17,7 @@
  */
 #include "vdrv.h"
 
-#define NET_F_MAC (1u << 5)
-#define NET_HDR 12
 #define NET_HDR_NUM_BUFFERS 10
-#define ETH_HLEN 14
-#define ETH_TYPE_TEST 0x88b5
-#define RXQ 0
-#define TXQ 1
 
 static const u8 host_mac[6] = {0x02, 0, 0, 0, 0, 0x01};
 static const char hello[] = "hello from the guest";

@@ -29,19 +29,10 @@
  */
 #include "vdrv.h"
 
-#define NET_HDR 12
-#define ETH_HLEN 14
-#define ETH_TYPE_TEST 0x88b5
 #define FRAME_MAX 1518 /* the socket backend's MaxSocketFrame */
-#define RXQ 0
-#define TXQ 1
 #define RXBUFS 4
 #define LISTEN_MS 30000
 
-/* COM1's line status register and its data-ready bit (rt.c polls the same). */
-#define COM1_LSR 0x3fd
-#define COM1_RBR 0x3f8
-#define LSR_DR 0x01
 
 static const u8 bcast_mac[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
@@ -254,7 +245,7 @@ static int listen(int reply, u64 ms, u64 *count)
 	struct pm_clock c;
 	pm_clock_start(&c);
 	while (pm_clock_ms(&c) < ms) {
-		if ((inb(COM1_LSR) & LSR_DR) && inb(COM1_RBR) == 'q')
+		if (uart_poll() == 'q')
 			return 1;
 		if (!vq_used(&vqs[RXQ], &e))
 			continue;
