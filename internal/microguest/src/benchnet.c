@@ -44,31 +44,15 @@ static void put_mac(const u8 *m)
 	}
 }
 
-/* publish makes the one-descriptor chain at slot available, without a
- * notification. */
-static void publish(struct vq *q, u16 slot)
-{
-	q->avail.ring[q->avail_idx % QSIZE] = slot;
-	barrier(); /* the ring entry before the index */
-	q->avail_idx++;
-	*(volatile u16 *)&q->avail.idx = q->avail_idx;
-}
-
-static void notify(struct vq *q)
-{
-	barrier();
-	*q->qnotify = q->index;
-}
-
 static void tx(u64 n, struct bench_clock *c)
 {
 	struct vq *q = &vqs[TXQ];
 	u64 posted = 0, done = 0;
 	for (u16 i = 0; i < QSIZE && posted < n; i++, posted++) {
 		set_desc(q, i, txbufs[i], NET_HDR + FRAME, 0, 1);
-		publish(q, i);
+		vq_publish(q, i);
 	}
-	notify(q);
+	vq_notify(q);
 	while (done < n) {
 		struct virtq_used_elem e;
 		int again = 0;
@@ -76,13 +60,13 @@ static void tx(u64 n, struct bench_clock *c)
 			if (++done % TICK_EVERY == 0)
 				bench_tick(c);
 			if (posted < n) {
-				publish(q, (u16)e.id);
+				vq_publish(q, (u16)e.id);
 				posted++;
 				again = 1;
 			}
 		}
 		if (again)
-			notify(q);
+			vq_notify(q);
 	}
 }
 
@@ -101,11 +85,11 @@ static u64 rx(u64 n, struct bench_clock *c)
 			const u8 *f = rxbufs[e.id % QSIZE] + NET_HDR;
 			if (e.len >= NET_HDR + ETH_HLEN && (f[12] << 8 | f[13]) == ETH_TYPE_TEST && ++got % TICK_EVERY == 0)
 				bench_tick(c);
-			publish(q, (u16)e.id);
+			vq_publish(q, (u16)e.id);
 			again = 1;
 		}
 		if (again) {
-			notify(q);
+			vq_notify(q);
 			pm_clock_start(&idle);
 			polls = 0;
 		} else if (++polls % 4096 == 0 && (c->have ? pm_clock_ms(&idle) > RX_TIMEOUT_MS : polls >= POLL_LIMIT * 4)) {
@@ -148,9 +132,9 @@ int main(const u8 *boot_params)
 		f[12] = ETH_TYPE_TEST >> 8;
 		f[13] = ETH_TYPE_TEST & 0xff;
 		set_desc(&vqs[RXQ], i, rxbufs[i], sizeof(rxbufs[i]), VIRTQ_DESC_F_WRITE, 1);
-		publish(&vqs[RXQ], (u16)i);
+		vq_publish(&vqs[RXQ], (u16)i);
 	}
-	notify(&vqs[RXQ]);
+	vq_notify(&vqs[RXQ]);
 
 	bench_begin(&c, GUEST, "tx");
 	tx(n, &c);

@@ -69,30 +69,6 @@ static void power_off(void)
 		__asm__ volatile("cli; hlt");
 }
 
-/* token reports whether the word at s (ending in a space or NUL) is w. */
-static int token(const char *s, const char *w)
-{
-	while (*w)
-		if (*s++ != *w++)
-			return 0;
-	return *s == ' ' || *s == 0;
-}
-
-/* has_word reports whether the command line holds the word w. */
-static int has_word(const u8 *bp, const char *w)
-{
-	const char *p = (const char *)(u64)bp32(bp, BP_CMD_LINE_PTR);
-	while (p && *p) {
-		if (token(p, w))
-			return 1;
-		while (*p && *p != ' ')
-			p++;
-		while (*p == ' ')
-			p++;
-	}
-	return 0;
-}
-
 static void end_line(const char *role, u64 n, const char *unit)
 {
 	uart_puts(GUEST ": ");
@@ -238,22 +214,6 @@ static int net_up(struct vdev *v, u8 *mac)
 	return 1;
 }
 
-/* publish makes the one-descriptor chain at slot available, without a
- * notification. */
-static void publish(struct vq *q, u16 slot)
-{
-	q->avail.ring[q->avail_idx % QSIZE] = slot;
-	barrier(); /* the ring entry before the index */
-	q->avail_idx++;
-	*(volatile u16 *)&q->avail.idx = q->avail_idx;
-}
-
-static void notify(struct vq *q)
-{
-	barrier();
-	*q->qnotify = q->index;
-}
-
 static void role_nettx(void)
 {
 	struct vdev v;
@@ -268,21 +228,21 @@ static void role_nettx(void)
 		f[12] = ETH_TYPE_TEST >> 8;
 		f[13] = ETH_TYPE_TEST & 0xff;
 		set_desc(q, i, txbufs[i], NET_HDR + FRAME, 0, 1);
-		publish(q, i);
+		vq_publish(q, i);
 	}
 	uart_puts(GUEST ": nettx begin\n");
-	notify(q);
+	vq_notify(q);
 	u64 sent = 0;
 	while (!pressed()) {
 		struct virtq_used_elem e;
 		int again = 0;
 		while (vq_used(q, &e)) {
 			sent++;
-			publish(q, (u16)e.id);
+			vq_publish(q, (u16)e.id);
 			again = 1;
 		}
 		if (again)
-			notify(q);
+			vq_notify(q);
 	}
 	end_line("nettx", sent, "frames");
 }
@@ -294,9 +254,9 @@ static u64 rx_burst(void)
 	struct vq *q = &vqs[RXQ];
 	for (u16 i = 0; i < QSIZE; i++) {
 		set_desc(q, i, rxbufs[i], sizeof(rxbufs[i]), VIRTQ_DESC_F_WRITE, 1);
-		publish(q, i);
+		vq_publish(q, i);
 	}
-	notify(q);
+	vq_notify(q);
 	u64 got = 0;
 	struct pm_clock idle;
 	pm_clock_start(&idle);
@@ -305,11 +265,11 @@ static u64 rx_burst(void)
 		int again = 0;
 		while (vq_used(q, &e)) {
 			got++;
-			publish(q, (u16)(e.id % QSIZE));
+			vq_publish(q, (u16)(e.id % QSIZE));
 			again = 1;
 		}
 		if (again) {
-			notify(q);
+			vq_notify(q);
 			pm_clock_start(&idle);
 		}
 	}
@@ -339,15 +299,15 @@ static void role_netrx(void)
 int main(const u8 *boot_params)
 {
 	outw(PM1A_EN, PWRBTN);
-	if (has_word(boot_params, "blk")) {
+	if (cmdline_has((const char *)(u64)bp32(boot_params, BP_CMD_LINE_PTR), "blk")) {
 		role_blk();
 		return 0;
 	}
-	if (has_word(boot_params, "uart"))
+	if (cmdline_has((const char *)(u64)bp32(boot_params, BP_CMD_LINE_PTR), "uart"))
 		role_uart();
-	else if (has_word(boot_params, "nettx"))
+	else if (cmdline_has((const char *)(u64)bp32(boot_params, BP_CMD_LINE_PTR), "nettx"))
 		role_nettx();
-	else if (has_word(boot_params, "netrx"))
+	else if (cmdline_has((const char *)(u64)bp32(boot_params, BP_CMD_LINE_PTR), "netrx"))
 		role_netrx();
 	else {
 		uart_puts(GUEST ": no role on the command line (blk, uart, nettx, netrx)\n");

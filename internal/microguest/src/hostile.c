@@ -230,21 +230,6 @@ static u64 opt(const u8 *bp, const char *key, u64 def)
 	return def;
 }
 
-static int has_word(const u8 *bp, const char *word)
-{
-	const char *cl = (const char *)(u64)bp32(bp, BP_CMD_LINE_PTR);
-	for (const char *p = cl; p && *p; p++) {
-		if (p != cl && p[-1] != ' ')
-			continue;
-		const char *w = word, *q = p;
-		while (*w && *q == *w)
-			q++, w++;
-		if (!*w && (*q == ' ' || !*q))
-			return 1;
-	}
-	return 0;
-}
-
 /* ram_end is the end of the usable RAM that holds the scratch areas. */
 static u64 find_ram_end(const u8 *bp)
 {
@@ -1167,7 +1152,7 @@ int main(const u8 *boot_params)
 	u32 seed = (u32)opt(boot_params, "seed=", 0x9e3779b9);
 	u64 want = opt(boot_params, "cpus=", 1);
 	u64 idle = opt(boot_params, "idle=", 1000);
-	end_poweroff = has_word(boot_params, "end=poweroff");
+	end_poweroff = cmdline_has((const char *)(u64)bp32(boot_params, BP_CMD_LINE_PTR), "end=poweroff");
 	ncpus = want < 1 ? 1 : want > CPUS_MAX ? CPUS_MAX : (u32)want;
 	ram_end = find_ram_end(boot_params);
 	if (ram_end < RAM_NEEDED) {

@@ -102,3 +102,17 @@ u32 fnv1a(const u8 *p, u64 n)
 	}
 	return h;
 }
+
+int cmdline_has(const char *cl, const char *word)
+{
+	for (const char *p = cl; p && *p; p++) {
+		if (p != cl && p[-1] != ' ')
+			continue;
+		const char *w = word, *q = p;
+		while (*w && *q == *w)
+			q++, w++;
+		if (!*w && (*q == ' ' || !*q))
+			return 1;
+	}
+	return 0;
+}

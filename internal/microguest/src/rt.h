@@ -83,6 +83,7 @@ void uart_dec(u64 v);
 char uart_getc(void);
 int uart_poll(void); /* the next input byte, or -1 when there is none yet */
 void reset(void) __attribute__((noreturn));
+int cmdline_has(const char *cl, const char *word); /* word is one of cl's space-separated words */
 u32 fnv1a(const u8 *p, u64 n); /* FNV-1a-32: cheap per byte for an emulated CPU */
 
 void *memset(void *d, int c, unsigned long n);

@@ -417,15 +417,27 @@ VDRV void set_desc(struct vq *q, int i, const volatile void *buf, u32 len, u16 f
 	q->desc[i].next = last ? 0 : (u16)(i + 1);
 }
 
-/* vq_kick makes the chain at descriptor head available and notifies. */
-VDRV void vq_kick(struct vq *q, u16 head)
+/* vq_publish makes the chain at descriptor head available, without a
+ * notification (a batch is published, then notified once). */
+VDRV void vq_publish(struct vq *q, u16 head)
 {
 	q->avail.ring[q->avail_idx % QSIZE] = head;
 	barrier(); /* the ring entry before the index: x86 keeps stores in order */
 	q->avail_idx++;
 	*(volatile u16 *)&q->avail.idx = q->avail_idx;
+}
+
+VDRV void vq_notify(struct vq *q)
+{
 	barrier();
 	*q->qnotify = q->index;
+}
+
+/* vq_kick makes the chain at descriptor head available and notifies. */
+VDRV void vq_kick(struct vq *q, u16 head)
+{
+	vq_publish(q, head);
+	vq_notify(q);
 }
 
 /* vq_used returns 1 and the next used element if the device returned one. */

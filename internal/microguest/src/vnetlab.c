@@ -117,20 +117,6 @@ static const char *cmdline(const u8 *bp)
 	return ptr ? (const char *)ptr : "";
 }
 
-/* has_word reports whether the command line holds the word w. */
-static int has_word(const char *cl, const char *w)
-{
-	for (const char *p = cl; *p;) {
-		if (token(p, w))
-			return 1;
-		while (*p && *p != ' ')
-			p++;
-		while (*p == ' ')
-			p++;
-	}
-	return 0;
-}
-
 /* send_frame sends "<what> from <mymac>" to dst; 1 when the device took it. */
 static int send_frame(const u8 *dst, const char *what)
 {
@@ -300,7 +286,7 @@ int main(const u8 *boot_params)
 	do_sends(cl);
 
 	u64 count = 0;
-	int quit = listen(has_word(cl, "reply"), option(cl, "listen=", LISTEN_MS), &count);
+	int quit = listen(cmdline_has(cl, "reply"), option(cl, "listen=", LISTEN_MS), &count);
 	uart_puts(quit ? "vnetlab: done, " : "vnetlab: timeout, ");
 	uart_dec(count);
 	uart_puts(" received\n");
