@@ -28,6 +28,10 @@ type Chain struct {
 	writable []region // device-writable buffers, in chain order
 	readLen  uint32
 	writeLen uint32
+	// inline holds the buffer lists of the usual chain (a blk request is
+	// a header, data and a status byte; a frame one or two buffers), so
+	// popping one allocates only the Chain.
+	inline [4]region
 }
 
 // Head is the index of the chain's first descriptor: what AddUsed takes.
@@ -73,30 +77,34 @@ type chainWalk struct {
 //     and hold no further indirect descriptors.
 func (q *Queue) readChain(mem *guestmem.Memory, head uint16) (*Chain, error) {
 	c := &Chain{mem: mem, head: head}
+	c.readable = c.inline[:0:2]
+	c.writable = c.inline[2:2:4]
 	w := chainWalk{table: q.cfg.DescTable, entries: uint32(q.cfg.Size)}
-	fail := func(idx uint16, sentinel, cause error) error {
-		return &ChainError{Head: head, Index: idx, Indirect: w.indirect, Err: sentinel, Cause: cause}
+	// A plain function of its arguments, not a closure over w: that would
+	// move w to the heap on every pop.
+	fail := func(idx uint16, indirect bool, sentinel, cause error) error {
+		return &ChainError{Head: head, Index: idx, Indirect: indirect, Err: sentinel, Cause: cause}
 	}
 	var readLen, writeLen uint64
 	idx := head
 	for {
 		if uint32(idx) >= w.entries {
-			return nil, fail(idx, w.outOfRange(), nil)
+			return nil, fail(idx, w.indirect, w.outOfRange(), nil)
 		}
 		w.visited++
 		if w.visited > w.entries {
-			return nil, fail(idx, ErrChainLoop, nil)
+			return nil, fail(idx, w.indirect, ErrChainLoop, nil)
 		}
 		d, err := readDescriptor(mem, w.table, idx)
 		if err != nil { // unreachable: Enable and checkIndirect checked the table
-			return nil, fail(idx, w.tableOutOfMemory(), err)
+			return nil, fail(idx, w.indirect, w.tableOutOfMemory(), err)
 		}
 		if d.Flags&DescFIndirect != 0 {
 			if err := q.checkIndirect(&w, d); err != nil {
-				return nil, fail(idx, err, nil)
+				return nil, fail(idx, w.indirect, err, nil)
 			}
 			if _, err := mem.Slice(d.Addr, uint64(d.Len)); err != nil {
-				return nil, fail(idx, ErrIndirectTableOutOfMemory, err)
+				return nil, fail(idx, w.indirect, ErrIndirectTableOutOfMemory, err)
 			}
 			// The WRITE flag of the descriptor naming the table is
 			// ignored (§2.7.5.3.2): the table's entries say.
@@ -105,7 +113,7 @@ func (q *Queue) readChain(mem *guestmem.Memory, head uint16) (*Chain, error) {
 			continue
 		}
 		if _, err := mem.Slice(d.Addr, uint64(d.Len)); err != nil {
-			return nil, fail(idx, ErrBufferOutOfMemory, err)
+			return nil, fail(idx, w.indirect, ErrBufferOutOfMemory, err)
 		}
 		r := region{addr: d.Addr, len: d.Len}
 		if d.Flags&DescFWrite != 0 {
@@ -113,13 +121,13 @@ func (q *Queue) readChain(mem *guestmem.Memory, head uint16) (*Chain, error) {
 			c.writable = append(c.writable, r)
 		} else {
 			if len(c.writable) > 0 {
-				return nil, fail(idx, ErrReadableAfterWritable, nil)
+				return nil, fail(idx, w.indirect, ErrReadableAfterWritable, nil)
 			}
 			readLen += uint64(d.Len)
 			c.readable = append(c.readable, r)
 		}
 		if readLen > math.MaxUint32 || writeLen > math.MaxUint32 {
-			return nil, fail(idx, ErrLengthOverflow, nil)
+			return nil, fail(idx, w.indirect, ErrLengthOverflow, nil)
 		}
 		if d.Flags&DescFNext == 0 {
 			break
