@@ -80,17 +80,11 @@ func (e *Env) startupOnce(s side, spec vmSpec) ([]float64, error) {
 	return []float64{ms(firstRun - p.start), ms(p.firstByte - p.start), ms(p.exited - p.start), toMain}, nil
 }
 
-const startupTracePrefix = "vmm: startup trace: first KVM_RUN at CLOCK_MONOTONIC "
-
-// parseStartupTrace finds the line VMM_TRACE_STARTUP=1 makes vmm print
-// (cmd/vmm/boot.go traceStartup) and returns its time in ns.
+// parseStartupTrace finds when vmm's first KVM_RUN began in the phase
+// trace VMM_TRACE_STARTUP=1 makes vmm print (internal/startuptrace), in ns.
 func parseStartupTrace(stderr string) (int64, error) {
-	for line := range strings.Lines(stderr) {
-		rest, ok := strings.CutPrefix(strings.TrimSpace(line), startupTracePrefix)
-		if !ok {
-			continue
-		}
-		return strconv.ParseInt(strings.TrimSuffix(rest, " ns"), 10, 64)
+	if at, ok := parseStartupPhase(stderr, "first-kvm-run"); ok {
+		return at, nil
 	}
 	return 0, fmt.Errorf("vmm printed no start-up trace (VMM_TRACE_STARTUP=1)")
 }

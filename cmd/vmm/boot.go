@@ -170,7 +170,6 @@ func runBoot(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vmm: the guest's console ended with:\n%s\n", out.ConsoleTail)
 	}
 	if os.Getenv("VMM_TRACE_STARTUP") != "" {
-		traceStartup(stderr, m.FirstRunTime())
 		startuptrace.Print(stderr)
 	}
 	if os.Getenv("VMM_TRACE_MEMORY") != "" {
@@ -212,18 +211,6 @@ func explain(err error) string {
 		return err.Error()
 	}
 	return err.Error()
-}
-
-// traceStartup prints when the first KVM_RUN happened on CLOCK_MONOTONIC, the
-// clock every process shares, so a benchmark that notes the same clock
-// before exec can compute the VMM's start-up cost.
-func traceStartup(w io.Writer, first time.Time) {
-	var now unix.Timespec
-	if first.IsZero() || unix.ClockGettime(unix.CLOCK_MONOTONIC, &now) != nil {
-		return
-	}
-	at := now.Nano() - int64(time.Since(first))
-	fmt.Fprintf(w, "vmm: startup trace: first KVM_RUN at CLOCK_MONOTONIC %d ns\n", at)
 }
 
 // traceMemory prints the Go runtime's own memory at the end of a run, for
