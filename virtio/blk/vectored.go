@@ -159,10 +159,7 @@ func (b *File) try(bufs [][]byte, off int64, write bool, unsupported *atomic.Boo
 	if unsupported.Load() || off < 0 {
 		return false
 	}
-	want := 0
-	for _, p := range bufs {
-		want += len(p)
-	}
+	want := total(bufs)
 	n, err := b.rawIO(bufs, off, write, unix.RWF_NOWAIT)
 	if err == unix.EOPNOTSUPP {
 		unsupported.Store(true)
@@ -222,33 +219,30 @@ func (b *File) vectorIO(bufs [][]byte, off int64, write bool) (int, error) {
 	if off < 0 { // preadv2 and pwritev2 would take -1 as the file position
 		return 0, &os.PathError{Op: op, Path: b.f.Name(), Err: errNegativeOffset}
 	}
-	want := 0
-	for _, p := range bufs {
-		want += len(p)
-	}
-	total, owned := 0, false
-	for total < want {
+	want := total(bufs)
+	done, owned := 0, false
+	for done < want {
 		n, err := b.rawIO(bufs, off, write, 0)
 		switch {
 		case err == unix.EINTR:
 			continue
 		case err != nil:
-			return total, &os.PathError{Op: op, Path: b.f.Name(), Err: err}
+			return done, &os.PathError{Op: op, Path: b.f.Name(), Err: err}
 		case n == 0 && write:
-			return total, &os.PathError{Op: op, Path: b.f.Name(), Err: io.ErrShortWrite}
+			return done, &os.PathError{Op: op, Path: b.f.Name(), Err: io.ErrShortWrite}
 		case n == 0:
-			return total, io.EOF // past the end of the file
+			return done, io.EOF // past the end of the file
 		}
-		total += n
+		done += n
 		off += int64(n)
-		if total < want {
+		if done < want {
 			if !owned { // leave the caller's slice as it was
 				bufs, owned = slices.Clone(bufs), true
 			}
 			bufs = advance(bufs, n)
 		}
 	}
-	return total, nil
+	return done, nil
 }
 
 // advance drops the first n bytes from bufs, reslicing its elements, and
