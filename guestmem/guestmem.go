@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-
-	"golang.org/x/sys/unix"
 )
 
 // GuestAddr is a guest physical address.
@@ -98,7 +96,8 @@ func X86Layout(size uint64) ([]RegionSpec, error) {
 
 // New maps anonymous, private memory for each region. Pages are touched only
 // when the guest (or a loader) uses them, so a large guest costs the host
-// only what it writes.
+// only what it writes, rounded up to 2 MiB above the boot area where the
+// host has transparent huge pages (see mapRAM).
 func New(specs []RegionSpec) (*Memory, error) {
 	if err := checkSpecs(specs); err != nil {
 		return nil, err
@@ -109,8 +108,11 @@ func New(specs []RegionSpec) (*Memory, error) {
 			m.Close()
 			return nil, fmt.Errorf("region at %v: size %#x too large for this host", s.Start, s.Size)
 		}
-		b, err := unix.Mmap(-1, 0, int(s.Size), unix.PROT_READ|unix.PROT_WRITE,
-			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+		var skip uint64
+		if s.Start == 0 {
+			skip = bootArea
+		}
+		b, err := mapRAM(s.Size, skip)
 		if err != nil {
 			m.Close()
 			return nil, fmt.Errorf("map %d MiB of guest memory at %v: %w", s.Size>>20, s.Start, err)
@@ -180,7 +182,7 @@ func (m *Memory) Close() error {
 	var first error
 	if m.mapped {
 		for _, r := range m.regions {
-			if err := unix.Munmap(r.host); err != nil && first == nil {
+			if err := unmapRAM(r.host); err != nil && first == nil {
 				first = err
 			}
 		}
