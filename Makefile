@@ -15,7 +15,7 @@ FUZZTIME ?= 20s
 # Long inputs make the minimizer pause the fuzzer for a while; keep it short.
 FUZZFLAGS ?= -fuzzminimizetime=100x
 
-.PHONY: all build deps demo test check fuzz bench clean
+.PHONY: all build build-pprof deps demo test check fuzz bench clean
 
 all: build
 
@@ -26,6 +26,12 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/vmm ./cmd/vmm-images
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -buildvcs=false -ldflags='-s -w' -o $(BIN)/guestinit ./guestinit/cmd/guestinit
+
+# build-pprof is build with the CPU profiler in vmm: VMM_CPUPROFILE=FILE
+# then writes a pprof profile. It is left out of the normal build because
+# it costs every VM about 0.3 MiB of resident memory.
+build-pprof: build
+	CGO_ENABLED=0 $(GO) build -tags vmm_pprof -o $(BIN)/ ./cmd/vmm
 
 # deps installs what is missing, once; it is a no-op on a prepared machine.
 deps:

@@ -15,7 +15,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime/pprof"
 
 	"github.com/vmm-dev/vmm/internal/startuptrace"
 	"github.com/vmm-dev/vmm/vmm"
@@ -50,7 +49,8 @@ func main() {
 }
 
 // cpuProfileEnv names a file to write a CPU profile of the whole command
-// to, in pprof's format: where vmm's own time goes (go tool pprof).
+// to, in pprof's format: where vmm's own time goes (go tool pprof). Only a
+// vmm built with -tags vmm_pprof (make build-pprof) can: see cpuprofile.go.
 const cpuProfileEnv = "VMM_CPUPROFILE"
 
 func dispatch(args []string, stdout, stderr io.Writer) int {
@@ -81,23 +81,6 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "vmm: unknown command %q; run `vmm help` for the list\n", name)
 	return vmm.StatusUsage
-}
-
-// startCPUProfile starts profiling to a new file at path and returns what
-// stops it and closes the file.
-func startCPUProfile(path string) (func(), error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
-	}, nil
 }
 
 func usage(w io.Writer) {
