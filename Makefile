@@ -21,10 +21,11 @@ all: build
 
 # vmm is static (no cgo: nothing needs libc, and it saves 1.3 MiB of
 # resident memory per VM). vmm-images, the image side (registries, layers,
-# ext4), goes beside it so the VM process links none of that; so does
+# ext4), goes beside it so the VM process links none of that; so do
+# vmm-lab (`vmm lab`: the lab file's parser and the VMs' supervisor) and
 # guestinit: `vmm run` puts it in the guest's initramfs.
 build:
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/vmm ./cmd/vmm-images
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/vmm ./cmd/vmm-images ./cmd/vmm-lab
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -buildvcs=false -ldflags='-s -w' -o $(BIN)/guestinit ./guestinit/cmd/guestinit
 
 # build-pprof is build with the CPU profiler in vmm: VMM_CPUPROFILE=FILE

@@ -14,8 +14,9 @@ import (
 // without it, the vmm package is built once per test process.
 const BinaryEnv = "VMM_BINARY"
 
-// vmm runs vmm-images, built beside it, for images.
-var vmmPackages = []string{"github.com/vmm-dev/vmm/cmd/vmm", "github.com/vmm-dev/vmm/cmd/vmm-images"}
+// vmm runs vmm-images for images and vmm-lab for `vmm lab`, both built
+// beside it.
+var vmmPackages = []string{"github.com/vmm-dev/vmm/cmd/vmm", "github.com/vmm-dev/vmm/cmd/vmm-images", "github.com/vmm-dev/vmm/cmd/vmm-lab"}
 
 // built is the vmm this process built: one build shared by every test,
 // which is why it is package state; Main removes it.

@@ -1,105 +1,78 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
-	"path/filepath"
-	"strings"
 	"syscall"
 
-	"github.com/spf13/pflag"
-
+	"github.com/vmm-dev/vmm/internal/companion"
 	"github.com/vmm-dev/vmm/vmm"
-	"github.com/vmm-dev/vmm/vmm/lab"
-	"github.com/vmm-dev/vmm/vmm/netswitch"
 )
 
-const labHelpTail = `FILE is a TOML lab file:
-
-  [[network]]
-  name = "lan"                    # subnet = "10.89.0.0/24" by default
-
-  [[vm]]
-  name = "server"
-  image = "oci-layout:out/busybox:latest"
-  command = ["httpd", "-f", "-p", "80"]
-  networks = ["lan"]              # image VMs get an address and /etc/hosts names
-
-  [[vm]]
-  name = "probe"
-  kernel = "probe.bzImage"        # initrd, cmdline; memory, cpus, disks for any VM
-  networks = ["lan"]
-
-Every VM is its own vmm process (vmm boot for a kernel, vmm run for an
-image); the VMs on a network share an L2 segment through a switch this
-process hosts, so no root and no host interface is involved. Their output
-is shown line by line, prefixed with the VM's name. Ctrl-C stops them all
-(SIGTERM, then SIGKILL after 10 s).
-
-Exit status: 0 when every VM ended with status 0, 1 otherwise (each VM's
-status is printed at the end), 2 for a bad command line or lab file.
-`
-
-func labFlags(stderr io.Writer) *pflag.FlagSet {
-	fs := pflag.NewFlagSet("lab", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
+// runLab runs `vmm lab` in vmm-lab (the lab and its TOML parser live
+// there, so this binary, which every VM runs, stays lean) with this
+// process's stdio, and returns its status. vmm-lab starts each VM as this
+// vmm: it gets this executable's path in $VMM_EXE.
+//
+// Ctrl-C on a terminal reaches vmm-lab directly (it is in this process's
+// group); SIGINT and SIGTERM sent to this process alone are forwarded, so
+// either way the lab stops its VMs cleanly. vmm-lab ignores a second one.
 func runLab(args []string, stdout, stderr io.Writer) int {
-	fs := labFlags(stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "vmm lab: %v; run `vmm help lab`\n", err)
-		return vmm.StatusUsage
-	}
-	if fs.NArg() != 1 {
-		fmt.Fprintf(stderr, "vmm lab: want one lab FILE; run `vmm help lab` for its format\n")
-		return vmm.StatusUsage
-	}
-	path := fs.Arg(0)
-	f, err := os.Open(path)
+	tool, err := companion.Find(companion.Lab, companion.LabEnv)
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm lab: %v\n", err)
-		return vmm.StatusUsage
+		return vmm.StatusSetupError
 	}
-	file, err := lab.Parse(f, filepath.Dir(path))
-	f.Close()
-	if err != nil {
-		fmt.Fprintf(stderr, "vmm lab: %s: %v\n", path, err)
-		return vmm.StatusUsage
-	}
-	exe, err := os.Executable()
+	self, err := os.Executable()
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm lab: find the vmm binary: %v\n", err)
 		return vmm.StatusSetupError
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	results, err := lab.Run(ctx, file, lab.Options{
-		Exe: exe, Out: stdout,
-		StartSwitch: func(p string) (io.Closer, error) { return netswitch.New(p) },
-	})
-	if err != nil {
+	cmd := exec.Command(tool, args...)
+	cmd.Env = append(os.Environ(), companion.VMMEnv+"="+self)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	// If vmm itself is killed, the lab still stops its VMs.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(stderr, "vmm lab: %v\n", err)
-		if errors.Is(err, lab.ErrBadFile) {
-			return vmm.StatusUsage
-		}
 		return vmm.StatusSetupError
 	}
-	parts := make([]string, len(results))
-	for i, r := range results {
-		parts[i] = fmt.Sprintf("%s %d", r.Name, r.Status)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				cmd.Process.Signal(s)
+			case <-done:
+				return
+			}
+		}
+	}()
+	return labStatus(cmd.Wait(), tool, stderr)
+}
+
+// labStatus is vmm-lab's exit status as vmm's: its own, or 128+n when a
+// signal n killed it, as a shell reports it.
+func labStatus(err error, tool string, stderr io.Writer) int {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee) && ee.Exited():
+		return ee.ExitCode()
+	case errors.As(err, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
 	}
-	fmt.Fprintf(stderr, "vmm lab: exit statuses: %s\n", strings.Join(parts, ", "))
-	if !lab.OK(results) {
-		return 1
-	}
-	return 0
+	fmt.Fprintf(stderr, "vmm lab: %s: %v\n", tool, err)
+	return vmm.StatusSetupError
 }

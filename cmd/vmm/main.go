@@ -19,6 +19,7 @@ import (
 	"github.com/vmm-dev/vmm/internal/startuptrace"
 	"github.com/vmm-dev/vmm/vmm"
 	"github.com/vmm-dev/vmm/vmm/container"
+	"github.com/vmm-dev/vmm/vmm/lab/labhelp"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -109,7 +110,7 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 		fs, _ := runFlags(stderr)
 		fmt.Fprintf(stdout, "Usage: vmm run [FLAGS] IMAGE [COMMAND [ARG...]]\n\n%s\n%s", fs.FlagUsages(), runHelpTail)
 	case "lab":
-		fmt.Fprintf(stdout, "Usage: vmm lab FILE\n\n%s", labHelpTail)
+		fmt.Fprint(stdout, labhelp.Text)
 	case "doctor":
 		fs, _ := doctorFlags(stderr)
 		fmt.Fprintf(stdout, "Usage: vmm doctor [--json]\n\n%s", fs.FlagUsages())

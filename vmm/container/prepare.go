@@ -20,10 +20,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"time"
 
 	"github.com/vmm-dev/vmm/guestinit/protocol"
+	"github.com/vmm-dev/vmm/internal/companion"
 	"github.com/vmm-dev/vmm/vmm"
 )
 
@@ -158,19 +158,7 @@ const ToolName = "vmm-images"
 // FindTool returns the vmm-images program: $VMM_IMAGES, or vmm-images
 // beside the running executable (where `make build` puts it).
 func FindTool() (string, error) {
-	if p := os.Getenv(ToolEnv); p != "" {
-		return p, nil
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return "", fmt.Errorf("find %s: %w", ToolName, err)
-	}
-	p := filepath.Join(filepath.Dir(exe), ToolName)
-	if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("%s is not installed beside %s: `make build` puts it in bin/ with vmm, or set %s to its path",
-			ToolName, exe, ToolEnv)
-	}
-	return p, nil
+	return companion.Find(ToolName, ToolEnv)
 }
 
 // Prepare resolves the image, builds (or finds) its rootfs disk, the
