@@ -21,12 +21,15 @@
 //   - CR0 = PE|ET|NE|PG: NE because Linux runs with it and VMX requires it;
 //     caches on (CD and NW clear). CR4 = PAE, EFER = LME|LMA, IF clear.
 //
-// With Config.HostDecompress, Load instead decompresses the payload on the
-// host (ExtractVmlinux: gzip, LZ4 legacy, xz with x86 BCJ, zstd), places the
-// vmlinux ELF's PT_LOAD segments at their physical addresses (16 MiB for
+// With Config.Vmlinux, Load instead places a kernel decompressed on the
+// host: it checks the layout (Vmlinux.Check), reads the vmlinux's PT_LOAD
+// segments into guest memory at their physical addresses (16 MiB for
 // Linux) and enters startup_64 directly with the same zero page and CPU
 // state: the guest skips its own decompressor, which under a software KVM
-// takes longer than the rest of early boot.
+// takes longer than the rest of early boot. The decompression itself
+// (gzip, LZ4 legacy, zstd) and the ELF parsing are in package
+// boot/vmlinux, which vmm-images runs and caches, so the VM process links
+// neither; this package keeps only the layout and the errors both share.
 //
 // The package knows nothing about KVM or devices; vmm copies EntryState
 // into KVM's registers.

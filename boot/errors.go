@@ -91,7 +91,9 @@ func (e *KernelTooLargeError) Error() string {
 
 func (e *KernelTooLargeError) Unwrap() error { return ErrKernelTooLarge }
 
-// Sentinels for loading a bzImage's decompressed kernel (HostDecompress).
+// Sentinels for a bzImage's kernel decompressed on the host (package
+// boot/vmlinux makes it, Config.Vmlinux loads it). They live here so the
+// VM process can branch on them without linking the decompressors.
 var (
 	ErrUnsupportedCompression = errors.New("unsupported kernel compression")
 	ErrBadPayload             = errors.New("bad compressed kernel payload")
@@ -141,8 +143,8 @@ func (e *PayloadError) Unwrap() []error {
 	return []error{ErrBadPayload, e.Err}
 }
 
-// VmlinuxError says why a decompressed kernel cannot be placed in guest
-// memory.
+// VmlinuxError says why a decompressed kernel, or its layout, cannot be
+// placed in guest memory.
 type VmlinuxError struct {
 	Reason string
 }

@@ -2,6 +2,7 @@ package boot
 
 import (
 	"bytes"
+	"encoding/binary"
 	"testing"
 
 	"github.com/vmm-dev/vmm/guestmem"
@@ -33,48 +34,35 @@ func FuzzParseHeader(f *testing.F) {
 	})
 }
 
-// FuzzExtractVmlinux feeds arbitrary bzImages to the host-side decompressor
-// (with a 1 MiB output cap) and whatever comes out to the ELF placement:
-// neither may panic, and an extracted image never exceeds the cap.
-func FuzzExtractVmlinux(f *testing.F) {
-	elf := testELF(f, defaultELF())
-	for _, c := range []Compression{CompressionGzip, CompressionLZ4, CompressionZstd} {
-		f.Add(wrapPayload(compressFor(f, c, elf)))
+// FuzzVmlinuxCheck feeds arbitrary layouts, as a cache file could hold,
+// to Load: every segment is 12 bytes of segs (paddr uint32, off uint16,
+// filesz uint16, memsz uint32, little-endian). Nothing may panic, and a
+// layout Check accepts for the guest's RAM must load.
+func FuzzVmlinuxCheck(f *testing.F) {
+	seg := func(paddr uint32, off, filesz uint16, memsz uint32) []byte {
+		b := binary.LittleEndian.AppendUint32(nil, paddr)
+		b = binary.LittleEndian.AppendUint16(b, off)
+		b = binary.LittleEndian.AppendUint16(b, filesz)
+		return binary.LittleEndian.AppendUint32(b, memsz)
 	}
-	f.Add(wrapPayload(elf))
-	const limit = 1 << 20
+	f.Add(uint64(testText), uint16(0x5000), append(seg(testText, 0x1000, 0x3000, 0x3000), seg(testData, 0x4000, 0x1000, 0x5000)...))
+	f.Add(uint64(testText), uint16(0x100), seg(testText, 0xF0, 0x20, 0x20))
+	k := defaultSynth().bytes()
 	mem := guestmem.NewTest(32 << 20)
-	f.Fuzz(func(t *testing.T, file []byte) {
-		image, err := extractVmlinux(bytes.NewReader(file), int64(len(file)), limit)
-		if err != nil {
+	f.Fuzz(func(t *testing.T, entry uint64, imageSize uint16, segs []byte) {
+		v := &Vmlinux{Image: bytes.NewReader(pattern(int(imageSize), 1)), ImageSize: int64(imageSize), Entry: entry}
+		le := binary.LittleEndian
+		for ; len(segs) >= 12; segs = segs[12:] {
+			v.Segments = append(v.Segments, VmlinuxSegment{
+				Paddr: uint64(le.Uint32(segs)), Off: uint64(le.Uint16(segs[4:])),
+				Filesz: uint64(le.Uint16(segs[6:])), Memsz: uint64(le.Uint32(segs[8:])),
+			})
+		}
+		if v.Check(mem.Size()) != nil {
 			return
 		}
-		if len(image) > limit {
-			t.Fatalf("extracted %d bytes, over the %d cap", len(image), limit)
-		}
-		if v, err := parseVmlinux(image, mem.Size()); err == nil {
-			if err := v.place(mem); err != nil {
-				t.Fatalf("validated vmlinux failed to place: %v", err)
-			}
-		}
-	})
-}
-
-// FuzzParseVmlinux feeds arbitrary ELF files to the validation and
-// placement: no panic, and whatever validates places without error.
-func FuzzParseVmlinux(f *testing.F) {
-	f.Add(testELF(f, defaultELF()))
-	virt := defaultELF()
-	virt.entry += startKernelMap
-	f.Add(testELF(f, virt))
-	mem := guestmem.NewTest(32 << 20)
-	f.Fuzz(func(t *testing.T, image []byte) {
-		v, err := parseVmlinux(image, mem.Size())
-		if err != nil {
-			return
-		}
-		if err := v.place(mem); err != nil {
-			t.Fatalf("validated vmlinux failed to place: %v", err)
+		if _, err := Load(mem, Config{Kernel: bytes.NewReader(k), KernelSize: int64(len(k)), Vmlinux: v}); err != nil {
+			t.Fatalf("checked layout %+v failed to load: %v", v, err)
 		}
 	})
 }

@@ -34,11 +34,12 @@ type Config struct {
 	InitrdSize int64
 	Cmdline    string // without the terminating NUL
 
-	// HostDecompress decompresses the bzImage's payload on the host
-	// (ExtractVmlinux), places the vmlinux ELF's segments at their
-	// physical addresses and enters startup_64 directly, skipping the
-	// guest-side decompressor. The zero page is the same as without it.
-	HostDecompress bool
+	// Vmlinux, if set, is the bzImage's kernel decompressed on the host
+	// (package boot/vmlinux): Load checks it, places its segments at
+	// their physical addresses and enters startup_64 directly, skipping
+	// the guest-side decompressor. The zero page is the same as without
+	// it. Nil boots the bzImage as is.
+	Vmlinux *Vmlinux
 }
 
 // Load writes the kernel, initrd, command line, zero page, GDT and page
@@ -122,13 +123,14 @@ type preparedKernel struct {
 
 // prepareKernel decides where the kernel goes without writing anything:
 // the protected-mode code at KernelAddr, entered at +0x200; or, with
-// HostDecompress, the vmlinux segments at their physical addresses,
+// Config.Vmlinux, the vmlinux segments at their physical addresses,
 // entered at startup_64. Either way the initrd stays clear of kernelEnd
 // (init_size from pref_address), which for a vmlinux also covers the
 // memory startup_64 uses past its bss (brk, early page tables).
 func prepareKernel(h *Header, cfg Config, lowEnd uint64) (*preparedKernel, error) {
 	kEnd := kernelEnd(h)
-	if !cfg.HostDecompress {
+	v := cfg.Vmlinux
+	if v == nil {
 		return &preparedKernel{
 			entry: uint64(KernelAddr) + entry64Offset,
 			end:   kEnd,
@@ -140,15 +142,10 @@ func prepareKernel(h *Header, cfg Config, lowEnd uint64) (*preparedKernel, error
 			},
 		}, nil
 	}
-	image, err := ExtractVmlinux(cfg.Kernel, cfg.KernelSize)
-	if err != nil {
+	if err := v.Check(lowEnd); err != nil {
 		return nil, err
 	}
-	v, err := parseVmlinux(image, lowEnd)
-	if err != nil {
-		return nil, err
-	}
-	return &preparedKernel{entry: v.entry, end: max(kEnd, v.end), place: v.place}, nil
+	return &preparedKernel{entry: v.Entry, end: max(kEnd, v.end()), place: v.place}, nil
 }
 
 // lowRAMEnd returns the end of the RAM the boot layout can use: the first

@@ -18,8 +18,9 @@ type Profile struct {
 	CPUID    []CPUIDMask
 	Cmdline  []CmdlineArg
 	Fallback bool // perform INT3/IRETQ/CLAC/STAC in the VMM on emulation failures
-	// HostDecompress unpacks the bzImage's payload on the host and enters
-	// the kernel proper, skipping the guest's own decompressor.
+	// HostDecompress boots the kernel proper, decompressed on the host
+	// (Config.Vmlinux: vmm-images unpacks the bzImage's payload once and
+	// caches it), skipping the guest's own decompressor.
 	HostDecompress bool
 	// DropLostTicks turns off the in-kernel PIT's catch-up: a guest that
 	// runs slower than its timer would otherwise spend all its time in

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/vmm-dev/vmm/boot"
 	"github.com/vmm-dev/vmm/guestmem"
 )
 
@@ -46,6 +47,15 @@ type Config struct {
 	// Profile adapts the guest to the host (SoftwareKVMProfile for a
 	// software-only KVM); the zero Profile changes nothing.
 	Profile Profile
+	// Vmlinux is used only when the Profile asks for host decompression
+	// (Profile.HostDecompress): it returns the kernel at kernelPath
+	// decompressed, for boot.Load, and a function that releases it.
+	// container.HostVmlinux gets it from vmm-images, which caches it. An
+	// error that is boot.ErrUnsupportedCompression or boot.ErrNoPayload
+	// (a kernel the host cannot unpack), or ErrHostDecompressUnavailable
+	// (with a warning on Log), boots the bzImage as is; any other fails
+	// the load. Nil means the guest decompresses itself.
+	Vmlinux func(kernelPath string) (*boot.Vmlinux, func(), error)
 
 	// Seccomp confines the whole process to the system calls a running
 	// VMM needs (package vmm/seccomp) when Run starts, for good: set it
@@ -91,6 +101,11 @@ const (
 	MaxCPUs    = 254 // one xAPIC ID each, 255 is the broadcast ID
 	MaxDisks   = 16
 )
+
+// ErrHostDecompressUnavailable marks a Config.Vmlinux error that says the
+// host cannot decompress any kernel (vmm-images is missing): the guest
+// decompresses its own, more slowly.
+var ErrHostDecompressUnavailable = errors.New("host-side kernel decompression unavailable")
 
 // ErrConfig marks a Config a person must fix.
 var ErrConfig = errors.New("invalid machine configuration")

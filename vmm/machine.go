@@ -213,8 +213,23 @@ func (m *Machine) loadKernel() (*boot.EntryState, error) {
 	defer k.Close()
 	bc := boot.Config{
 		Kernel: k, KernelSize: ksize,
-		Cmdline:        m.cfg.Profile.AppendCmdline(m.cfg.Cmdline),
-		HostDecompress: m.cfg.Profile.HostDecompress,
+		Cmdline: m.cfg.Profile.AppendCmdline(m.cfg.Cmdline),
+	}
+	if m.cfg.Profile.HostDecompress && m.cfg.Vmlinux != nil {
+		v, release, err := m.cfg.Vmlinux(m.cfg.Kernel)
+		switch {
+		case err == nil:
+			defer release()
+			bc.Vmlinux = v
+		case errors.Is(err, boot.ErrUnsupportedCompression) || errors.Is(err, boot.ErrNoPayload):
+			// Not a payload the host can unpack (or not compressed at
+			// all, as with micro-guests): let the kernel's own
+			// decompressor run.
+		case errors.Is(err, ErrHostDecompressUnavailable):
+			fmt.Fprintf(m.cfg.Log, "vmm: warning: %v; the guest decompresses its kernel itself, which is slower\n", err)
+		default:
+			return nil, fmt.Errorf("load kernel %s: %w", m.cfg.Kernel, err)
+		}
 	}
 	if m.cfg.Initrd != "" {
 		f, size, err := openSized("initrd", m.cfg.Initrd)
@@ -225,12 +240,6 @@ func (m *Machine) loadKernel() (*boot.EntryState, error) {
 		bc.Initrd, bc.InitrdSize = f, size
 	}
 	entry, err := boot.Load(m.mem, bc)
-	if bc.HostDecompress && (errors.Is(err, boot.ErrUnsupportedCompression) || errors.Is(err, boot.ErrNoPayload)) {
-		// Not a payload the host can unpack (or not compressed at all, as
-		// with micro-guests): let the kernel's own decompressor run.
-		bc.HostDecompress = false
-		entry, err = boot.Load(m.mem, bc)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("load kernel %s: %w", m.cfg.Kernel, err)
 	}

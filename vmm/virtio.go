@@ -1,7 +1,6 @@
 package vmm
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -228,7 +227,7 @@ func (m *Machine) addConfiguredVirtio() error {
 // addNIC attaches a virtio-net device to the TAP or the switch socket the
 // NIC names.
 func (m *Machine) addNIC(i int, nic NIC) error {
-	mac, err := nic.mac(rand.Reader)
+	mac, err := nic.mac(rng.Getrandom{})
 	if err != nil {
 		return fmt.Errorf("network device %d: %w", i, err)
 	}

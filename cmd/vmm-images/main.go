@@ -6,6 +6,9 @@
 //	vmm-images pull IMAGE | images | rmi IMAGE
 //	vmm-images prepare    (a container.PrepareRequest as JSON on stdin;
 //	                       a container.PrepareReply as JSON on stdout)
+//	vmm-images vmlinux KERNEL
+//	                      (a container.VmlinuxReply as JSON on stdout: the
+//	                       bzImage's kernel, decompressed and cached)
 package main
 
 import (
@@ -28,7 +31,7 @@ func main() {
 
 func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: vmm-images pull IMAGE | images | rmi IMAGE | prepare; vmm runs it for `vmm pull`, `vmm images`, `vmm rmi` and `vmm run`")
+		fmt.Fprintln(stderr, "usage: vmm-images pull IMAGE | images | rmi IMAGE | prepare | vmlinux KERNEL; vmm runs it for `vmm pull`, `vmm images`, `vmm rmi`, `vmm run` and the software-KVM profile's kernel decompression")
 		return vmm.StatusUsage
 	}
 	switch args[0] {
@@ -40,6 +43,8 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runRmi(args[1:], stdout, stderr)
 	case "prepare":
 		return runPrepare(stdin, stdout, stderr)
+	case "vmlinux":
+		return runVmlinux(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "vmm-images: unknown command %q\n", args[0])
 	return vmm.StatusUsage

@@ -21,6 +21,7 @@ import (
 	"github.com/vmm-dev/vmm/internal/startuptrace"
 	"github.com/vmm-dev/vmm/kvm"
 	"github.com/vmm-dev/vmm/vmm"
+	"github.com/vmm-dev/vmm/vmm/container"
 	"github.com/vmm-dev/vmm/vmm/doctor"
 	"github.com/vmm-dev/vmm/vmm/msgbridge"
 )
@@ -135,7 +136,8 @@ func runBoot(args []string, stdout, stderr io.Writer) int {
 	cfg := vmm.Config{
 		Seccomp: filter,
 		Kernel:  o.kernel, Initrd: o.initrd, Cmdline: o.cmdline,
-		MemoryBytes: mem, CPUs: o.cpus, Console: stdout, Profile: profile,
+		MemoryBytes: mem, CPUs: o.cpus, Console: stdout,
+		Profile: profile, Vmlinux: container.HostVmlinux,
 		Disks: disks, NICs: nics, Ports: ports, RNG: o.rng, Log: stderr,
 	}
 	con, err := openConsole(os.Stdin, stderr)

@@ -122,6 +122,7 @@ func (p *Prepared) Config(m Machine) vmm.Config {
 		NICs:    m.NICs,
 		RNG:     true,
 		Profile: m.Profile,
+		Vmlinux: HostVmlinux,
 		Seccomp: m.Seccomp,
 	}
 	if c.CPUs == 0 {

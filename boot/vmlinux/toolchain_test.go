@@ -1,4 +1,4 @@
-package boot
+package vmlinux
 
 import (
 	"bytes"
@@ -34,7 +34,7 @@ func TestExtractVmlinux_KernelBuildTools(t *testing.T) {
 			if tt.format != CompressionGzip {
 				payload = binary.LittleEndian.AppendUint32(payload, uint32(len(data))) // size_append
 			}
-			got, err := extract(wrapPayload(payload), 1<<20)
+			got, err := extractBytes(wrapPayload(payload), 1<<20)
 			if err != nil {
 				t.Fatal(err)
 			}

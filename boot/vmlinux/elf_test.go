@@ -1,4 +1,4 @@
-package boot
+package vmlinux
 
 import (
 	"bytes"
@@ -6,7 +6,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/vmm-dev/vmm/guestmem"
+	"github.com/vmm-dev/vmm/boot"
 )
 
 // elfSpec describes a synthetic ELF64 executable. Its bytes are laid out by
@@ -28,6 +28,7 @@ type elfSeg struct {
 const (
 	testText = 0x100_0000 // where Linux links startup_64: 16 MiB
 	testData = 0x101_0000
+	testMem  = 64 << 20
 )
 
 // defaultELF is a vmlinux in miniature: text at 16 MiB, entered at its
@@ -78,29 +79,48 @@ func testELF(t testing.TB, s elfSpec) []byte {
 	return b
 }
 
-func TestParseVmlinux_Valid(t *testing.T) {
-	v, err := parseVmlinux(testELF(t, defaultELF()), testMem)
+func TestParse_Valid(t *testing.T) {
+	s := defaultELF()
+	image := testELF(t, s)
+	v, err := Parse(image)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.entry != testText || v.end != testData+0x5000 || len(v.segments) != 2 {
-		t.Fatalf("entry %#x end %#x, %d segments", v.entry, v.end, len(v.segments))
+	if v.Entry != testText || v.ImageSize != int64(len(image)) || len(v.Segments) != 2 {
+		t.Fatalf("entry %#x, image size %d, %d segments", v.Entry, v.ImageSize, len(v.Segments))
+	}
+	// The PT_NOTE is skipped; each PT_LOAD's file bytes are where its
+	// segment says.
+	for i, want := range [][]byte{s.segs[0].data, s.segs[2].data} {
+		seg := v.Segments[i]
+		got := make([]byte, seg.Filesz)
+		if _, err := v.Image.ReadAt(got, int64(seg.Off)); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("segment %d at %#x: bytes differ (%v)", i, seg.Paddr, err)
+		}
+	}
+	if seg := v.Segments[1]; seg.Paddr != testData || seg.Filesz != 0x1000 || seg.Memsz != 0x5000 {
+		t.Errorf("data segment %+v", seg)
+	}
+	if err := v.Check(testMem); err != nil {
+		t.Fatal(err)
 	}
 }
 
-func TestParseVmlinux_VirtualEntry_MadePhysical(t *testing.T) {
+func TestParse_VirtualEntry_MadePhysical(t *testing.T) {
 	s := defaultELF()
 	s.entry = 0xFFFF_FFFF_8100_0010
-	v, err := parseVmlinux(testELF(t, s), testMem)
+	v, err := Parse(testELF(t, s))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.entry != testText+0x10 {
-		t.Fatalf("entry %#x, want %#x", v.entry, testText+0x10)
+	if v.Entry != testText+0x10 {
+		t.Fatalf("entry %#x, want %#x", v.Entry, testText+0x10)
 	}
 }
 
-func TestParseVmlinux_Errors(t *testing.T) {
+// The ELF checks are Parse's own; the layout checks are boot's, run with
+// no RAM limit (boot's tests cover each).
+func TestParse_Errors(t *testing.T) {
 	tests := []struct {
 		name   string
 		modify func(*elfSpec)
@@ -124,53 +144,37 @@ func TestParseVmlinux_Errors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := defaultELF()
 			tt.modify(&s)
-			if _, err := parseVmlinux(testELF(t, s), testMem); !errors.Is(err, ErrNotVmlinux) {
+			if _, err := Parse(testELF(t, s)); !errors.Is(err, boot.ErrNotVmlinux) {
 				t.Fatalf("err = %v, want ErrNotVmlinux", err)
 			}
 		})
 	}
 }
 
-func TestParseVmlinux_NotELF(t *testing.T) {
-	if _, err := parseVmlinux([]byte("\x7fELF but not really"), testMem); !errors.Is(err, ErrNotVmlinux) {
+func TestParse_NotELF(t *testing.T) {
+	if _, err := Parse([]byte("\x7fELF but not really")); !errors.Is(err, boot.ErrNotVmlinux) {
 		t.Fatalf("err = %v, want ErrNotVmlinux", err)
 	}
 }
 
-func TestParseVmlinux_PastRAM_KernelTooLarge(t *testing.T) {
+// Parse has no RAM limit; the guest's is boot's to check.
+func TestParse_LargeKernel_TooLargeOnlyForSmallRAM(t *testing.T) {
 	s := defaultELF()
-	s.segs[2].memsz = testMem // from 0x1010000: past the end of RAM
-	_, err := parseVmlinux(testELF(t, s), testMem)
-	var kt *KernelTooLargeError
-	if !errors.As(err, &kt) || kt.End != testData+testMem || kt.RAMEnd != testMem {
+	s.segs[2].memsz = testMem // from 0x1010000: past the end of a 64 MiB guest's RAM
+	v, err := Parse(testELF(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kt *boot.KernelTooLargeError
+	if err := v.Check(testMem); !errors.As(err, &kt) || kt.End != testData+testMem || kt.RAMEnd != testMem {
 		t.Fatalf("err = %v, want KernelTooLargeError{%#x, %#x}", err, testData+testMem, testMem)
 	}
 }
 
-func TestVmlinuxPlace_CopiesAndZeroesBss(t *testing.T) {
-	s := defaultELF()
-	mem := guestmem.NewTest(testMem)
-	dirty := read(t, mem, testData, 0x5000)
-	for i := range dirty {
-		dirty[i] = 0xAA
+func pattern(n int, seed byte) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i)*7 + seed
 	}
-	v, err := parseVmlinux(testELF(t, s), testMem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := v.place(mem); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(read(t, mem, testText, 0x3000), s.segs[0].data) {
-		t.Error("text segment differs")
-	}
-	if !bytes.Equal(read(t, mem, testData, 0x1000), s.segs[2].data) {
-		t.Error("data segment differs")
-	}
-	if !bytes.Equal(read(t, mem, testData+0x1000, 0x4000), make([]byte, 0x4000)) {
-		t.Error("bss not zeroed")
-	}
-	if got := read(t, mem, 0x7000, 0x100); !bytes.Equal(got, make([]byte, 0x100)) {
-		t.Error("PT_NOTE was loaded")
-	}
+	return b
 }

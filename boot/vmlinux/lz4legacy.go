@@ -1,10 +1,12 @@
-package boot
+package vmlinux
 
 import (
 	"encoding/binary"
 	"fmt"
 
 	"github.com/pierrec/lz4/v4"
+
+	"github.com/vmm-dev/vmm/boot"
 )
 
 // The LZ4 legacy frame the kernel's `lz4 -l` writes (lz4_Frame_format.md,
@@ -30,13 +32,13 @@ const (
 func unlz4Legacy(src, out []byte) error {
 	le := binary.LittleEndian
 	if len(src) < 4 || le.Uint32(src) != lz4LegacyMagic {
-		return &PayloadError{Reason: "no LZ4 legacy frame magic"}
+		return &boot.PayloadError{Reason: "no LZ4 legacy frame magic"}
 	}
 	maxBlock := uint64(lz4.CompressBlockBound(lz4LegacyBlockSize))
 	in, pos := src[4:], 0
 	for pos < len(out) {
 		if len(in) < 4 {
-			return &PayloadError{Reason: fmt.Sprintf(
+			return &boot.PayloadError{Reason: fmt.Sprintf(
 				"stream ends after %d bytes, but the size trailer says %d: is it truncated?", pos, len(out))}
 		}
 		n := uint64(le.Uint32(in))
@@ -45,19 +47,19 @@ func unlz4Legacy(src, out []byte) error {
 			continue // a concatenated frame
 		}
 		if n == 0 || n > maxBlock {
-			return &PayloadError{Reason: fmt.Sprintf("block at output offset %#x has invalid compressed size %d", pos, n)}
+			return &boot.PayloadError{Reason: fmt.Sprintf("block at output offset %#x has invalid compressed size %d", pos, n)}
 		}
 		if n > uint64(len(in)) {
-			return &PayloadError{Reason: fmt.Sprintf(
+			return &boot.PayloadError{Reason: fmt.Sprintf(
 				"block at output offset %#x needs %d bytes, %d are left: is it truncated?", pos, n, len(in))}
 		}
 		dst := out[pos:min(pos+lz4LegacyBlockSize, len(out))]
 		got, err := lz4.UncompressBlock(in[:n], dst)
 		if err != nil {
-			return &PayloadError{Reason: fmt.Sprintf("block at output offset %#x", pos), Err: err}
+			return &boot.PayloadError{Reason: fmt.Sprintf("block at output offset %#x", pos), Err: err}
 		}
 		if got == 0 {
-			return &PayloadError{Reason: fmt.Sprintf("block at output offset %#x decodes to nothing", pos)}
+			return &boot.PayloadError{Reason: fmt.Sprintf("block at output offset %#x decodes to nothing", pos)}
 		}
 		in, pos = in[n:], pos+got
 	}

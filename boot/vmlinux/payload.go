@@ -1,4 +1,4 @@
-package boot
+package vmlinux
 
 import (
 	"bytes"
@@ -9,12 +9,14 @@ import (
 	"io"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/vmm-dev/vmm/boot"
 )
 
-// MaxVmlinuxSize caps what ExtractVmlinux will produce, so a hostile file
-// cannot make the host allocate without bound. Distribution kernels
-// decompress to 30-80 MiB.
-const MaxVmlinuxSize = 512 << 20
+// MaxSize caps what Extract will produce, so a hostile file cannot make
+// the host allocate without bound. Distribution kernels decompress to
+// 30-80 MiB.
+const MaxSize = 512 << 20
 
 // sizeTrailerLen is the little-endian uncompressed size that ends every x86
 // payload: gzip's own ISIZE, or the build's size_append for the other
@@ -61,22 +63,24 @@ func DetectCompression(payload []byte) (Compression, error) {
 		}
 	}
 	n := min(len(payload), 6)
-	return "", &UnsupportedCompressionError{Format: fmt.Sprintf("unknown (magic % x)", payload[:n])}
+	return "", &boot.UnsupportedCompressionError{Format: fmt.Sprintf("unknown (magic % x)", payload[:n])}
 }
 
-// ExtractVmlinux returns the uncompressed kernel (an ELF vmlinux) inside the
-// bzImage in kernel, which is size bytes long: the payload at payload_offset
-// from the protected-mode code, payload_length bytes long (boot.rst), in
-// gzip, LZ4 legacy or zstd (xz kernels use the x86 BCJ filter, which no
-// Go xz library decodes; they get ErrUnsupportedCompression). The output never exceeds MaxVmlinuxSize.
-func ExtractVmlinux(kernel io.ReaderAt, size int64) ([]byte, error) {
-	return extractVmlinux(kernel, size, MaxVmlinuxSize)
+// Extract returns the uncompressed kernel (an ELF vmlinux) inside the
+// bzImage in kernel, which is size bytes long: the payload at
+// payload_offset from the protected-mode code, payload_length bytes long
+// (boot.rst), in gzip, LZ4 legacy or zstd. xz kernels use the x86 BCJ
+// filter, which no Go xz library decodes; they get
+// boot.ErrUnsupportedCompression, as do bzip2, lzma and lzo. A header with
+// no payload gets boot.ErrNoPayload. The output never exceeds MaxSize.
+func Extract(kernel io.ReaderAt, size int64) ([]byte, error) {
+	return extract(kernel, size, MaxSize)
 }
 
-// extractVmlinux is ExtractVmlinux with the output cap as a parameter, so
-// tests and the fuzz target can use a small one.
-func extractVmlinux(kernel io.ReaderAt, size int64, limit uint64) ([]byte, error) {
-	h, err := ParseHeader(kernel, size)
+// extract is Extract with the output cap as a parameter, so tests and the
+// fuzz target can use a small one.
+func extract(kernel io.ReaderAt, size int64, limit uint64) ([]byte, error) {
+	h, err := boot.ParseHeader(kernel, size)
 	if err != nil {
 		return nil, err
 	}
@@ -88,15 +92,21 @@ func extractVmlinux(kernel io.ReaderAt, size int64, limit uint64) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
-	if format == CompressionNone {
+	switch format {
+	case CompressionNone:
 		return payload, nil
+	case CompressionGzip, CompressionLZ4, CompressionZstd:
+	default:
+		// Before the size trailer: whatever it says, the guest must
+		// decompress this kernel itself.
+		return nil, &boot.UnsupportedCompressionError{Format: string(format)}
 	}
 	if len(payload) < sizeTrailerLen {
-		return nil, &PayloadError{Format: string(format), Reason: "too short for its size trailer"}
+		return nil, &boot.PayloadError{Format: string(format), Reason: "too short for its size trailer"}
 	}
 	want := uint64(binary.LittleEndian.Uint32(payload[len(payload)-sizeTrailerLen:]))
 	if want == 0 || want > limit {
-		return nil, &PayloadError{Format: string(format),
+		return nil, &boot.PayloadError{Format: string(format),
 			Reason: fmt.Sprintf("size trailer says it decompresses to %d bytes; the limit is %d", want, limit)}
 	}
 	out := make([]byte, want)
@@ -108,17 +118,17 @@ func extractVmlinux(kernel io.ReaderAt, size int64, limit uint64) ([]byte, error
 
 // readPayload reads the payload_offset/payload_length window of the
 // protected-mode kernel, checked against the file.
-func readPayload(r io.ReaderAt, h *Header, limit uint64) ([]byte, error) {
+func readPayload(r io.ReaderAt, h *boot.Header, limit uint64) ([]byte, error) {
 	off, n := uint64(h.PayloadOffset), uint64(h.PayloadLength)
 	if n == 0 {
-		return nil, ErrNoPayload
+		return nil, boot.ErrNoPayload
 	}
 	if off+n > uint64(h.KernelSize) {
-		return nil, &PayloadError{Reason: fmt.Sprintf(
+		return nil, &boot.PayloadError{Reason: fmt.Sprintf(
 			"payload_offset %#x + payload_length %#x runs past the %d-byte protected-mode kernel", off, n, h.KernelSize)}
 	}
 	if n > limit {
-		return nil, &PayloadError{Reason: fmt.Sprintf("payload is %d bytes; the limit is %d", n, limit)}
+		return nil, &boot.PayloadError{Reason: fmt.Sprintf("payload is %d bytes; the limit is %d", n, limit)}
 	}
 	b := make([]byte, n)
 	if _, err := r.ReadAt(b, h.KernelOffset+int64(off)); err != nil {
@@ -139,11 +149,11 @@ func decompress(format Compression, payload, out []byte) error {
 	case CompressionZstd:
 		err = unzstd(payload[:len(payload)-sizeTrailerLen], out)
 	default:
-		return &UnsupportedCompressionError{Format: string(format)}
+		return &boot.UnsupportedCompressionError{Format: string(format)}
 	}
 	if err != nil {
-		var pe *PayloadError
-		var ue *UnsupportedCompressionError
+		var pe *boot.PayloadError
+		var ue *boot.UnsupportedCompressionError
 		if errors.As(err, &ue) {
 			return ue
 		}
@@ -151,7 +161,7 @@ func decompress(format Compression, payload, out []byte) error {
 			pe.Format = string(format)
 			return pe
 		}
-		return &PayloadError{Format: string(format), Reason: "corrupt stream", Err: err}
+		return &boot.PayloadError{Format: string(format), Reason: "corrupt stream", Err: err}
 	}
 	return nil
 }
@@ -163,14 +173,14 @@ func readExactly(r io.Reader, out []byte) error {
 	n, err := io.ReadFull(r, out)
 	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return &PayloadError{Reason: fmt.Sprintf(
+			return &boot.PayloadError{Reason: fmt.Sprintf(
 				"stream ends after %d bytes, but the size trailer says %d: is it truncated?", n, len(out))}
 		}
 		return err
 	}
 	var extra [1]byte
 	if n, err := r.Read(extra[:]); n > 0 {
-		return &PayloadError{Reason: fmt.Sprintf("stream decodes to more than the %d bytes its size trailer says", len(out))}
+		return &boot.PayloadError{Reason: fmt.Sprintf("stream decodes to more than the %d bytes its size trailer says", len(out))}
 	} else if err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
@@ -208,7 +218,7 @@ func unzstd(payload, out []byte) error {
 		return err
 	}
 	if len(got) != len(out) || &got[0] != &out[0] {
-		return &PayloadError{Reason: fmt.Sprintf(
+		return &boot.PayloadError{Reason: fmt.Sprintf(
 			"stream decodes to %d bytes, but the size trailer says %d", len(got), len(out))}
 	}
 	return nil

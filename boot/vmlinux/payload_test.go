@@ -1,4 +1,4 @@
-package boot
+package vmlinux
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
+
+	"github.com/vmm-dev/vmm/boot"
 )
 
 // compressFor returns data compressed the way the kernel's build does for
@@ -56,20 +58,18 @@ func mustWrite(t testing.TB, w writeCloser, data []byte) {
 	}
 }
 
-// wrapPayload returns a bzImage (the synth layout) whose protected-mode
-// code is a 0x200-byte stub, then payload, with payload_offset/length set.
+// wrapPayload returns a bzImage whose protected-mode code is a 0x200-byte
+// stub, then payload, with payload_offset/length (boot.rst) set.
 func wrapPayload(payload []byte) []byte {
-	s := defaultSynth()
 	const stub = 0x200
-	s.payload = append(make([]byte, stub), payload...)
-	b := s.bytes()
+	b := boot.BuildBzImage(append(make([]byte, stub), payload...), boot.BzImageOptions{})
 	binary.LittleEndian.PutUint32(b[0x248:], stub)
 	binary.LittleEndian.PutUint32(b[0x24C:], uint32(len(payload)))
 	return b
 }
 
-func extract(b []byte, limit uint64) ([]byte, error) {
-	return extractVmlinux(bytes.NewReader(b), int64(len(b)), limit)
+func extractBytes(b []byte, limit uint64) ([]byte, error) {
+	return extract(bytes.NewReader(b), int64(len(b)), limit)
 }
 
 // compressible is test data with enough structure to compress and enough
@@ -93,7 +93,7 @@ func TestExtractVmlinux_Formats_RoundTrip(t *testing.T) {
 			if f == CompressionLZ4 {
 				data = compressible(9<<20 + 123) // two legacy blocks
 			}
-			got, err := extract(wrapPayload(compressFor(t, f, data)), 64<<20)
+			got, err := extractBytes(wrapPayload(compressFor(t, f, data)), 64<<20)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,7 +115,7 @@ func TestExtractVmlinux_TrailingPadding_Ignored(t *testing.T) {
 			// Padding between the stream and the size trailer.
 			padded := append(append([]byte{}, stream...), make([]byte, 12)...)
 			padded = binary.LittleEndian.AppendUint32(padded, uint32(len(data)))
-			got, err := extract(wrapPayload(padded), 1<<20)
+			got, err := extractBytes(wrapPayload(padded), 1<<20)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -128,7 +128,7 @@ func TestExtractVmlinux_TrailingPadding_Ignored(t *testing.T) {
 
 func TestExtractVmlinux_UncompressedELF_ReturnedAsIs(t *testing.T) {
 	elf := testELF(t, defaultELF())
-	got, err := extract(wrapPayload(elf), 1<<20)
+	got, err := extractBytes(wrapPayload(elf), 1<<20)
 	if err != nil || !bytes.Equal(got, elf) {
 		t.Fatalf("got %d bytes, %v", len(got), err)
 	}
@@ -145,10 +145,10 @@ func TestExtractVmlinux_Unsupported_NamesFormat(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := extract(wrapPayload([]byte(tt.magic+"\x10\x00\x00\x00")), 1<<20)
-			var ue *UnsupportedCompressionError
-			if !errors.As(err, &ue) || ue.Format != tt.want || !errors.Is(err, ErrUnsupportedCompression) {
-				t.Fatalf("err = %v, want UnsupportedCompressionError{%q}", err, tt.want)
+			_, err := extractBytes(wrapPayload([]byte(tt.magic+"\x10\x00\x00\x00")), 1<<20)
+			var ue *boot.UnsupportedCompressionError
+			if !errors.As(err, &ue) || ue.Format != tt.want || !errors.Is(err, boot.ErrUnsupportedCompression) {
+				t.Fatalf("err = %v, want boot.UnsupportedCompressionError{%q}", err, tt.want)
 			}
 		})
 	}
@@ -188,20 +188,20 @@ func TestExtractVmlinux_BadPayloads(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := extract(wrapPayload(tt.payload), tt.limit)
-			if !errors.Is(err, ErrBadPayload) {
-				t.Fatalf("err = %v, want ErrBadPayload", err)
+			_, err := extractBytes(wrapPayload(tt.payload), tt.limit)
+			if !errors.Is(err, boot.ErrBadPayload) {
+				t.Fatalf("err = %v, want boot.ErrBadPayload", err)
 			}
 		})
 	}
 }
 
-func TestExtractVmlinux_TrailerOverMaxVmlinuxSize_RejectedBeforeDecoding(t *testing.T) {
-	p := binary.LittleEndian.AppendUint32([]byte{0x02, 0x21, 0x4C, 0x18}, MaxVmlinuxSize+1)
+func TestExtractVmlinux_TrailerOverMaxSize_RejectedBeforeDecoding(t *testing.T) {
+	p := binary.LittleEndian.AppendUint32([]byte{0x02, 0x21, 0x4C, 0x18}, MaxSize+1)
 	b := wrapPayload(p)
-	_, err := ExtractVmlinux(bytes.NewReader(b), int64(len(b)))
-	if !errors.Is(err, ErrBadPayload) {
-		t.Fatalf("err = %v, want ErrBadPayload", err)
+	_, err := Extract(bytes.NewReader(b), int64(len(b)))
+	if !errors.Is(err, boot.ErrBadPayload) {
+		t.Fatalf("err = %v, want boot.ErrBadPayload", err)
 	}
 }
 
@@ -212,16 +212,16 @@ func TestExtractVmlinux_PayloadWindowOutsideFile(t *testing.T) {
 		off, length uint32
 		want        error
 	}{
-		{"length zero", 0x200, 0, ErrNoPayload},
-		{"past the end", 0x200, 0x10000, ErrBadPayload},
-		{"offset wraps", 0xFFFFFFFF, 2, ErrBadPayload},
+		{"length zero", 0x200, 0, boot.ErrNoPayload},
+		{"past the end", 0x200, 0x10000, boot.ErrBadPayload},
+		{"offset wraps", 0xFFFFFFFF, 2, boot.ErrBadPayload},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := append([]byte{}, b...)
 			binary.LittleEndian.PutUint32(c[0x248:], tt.off)
 			binary.LittleEndian.PutUint32(c[0x24C:], tt.length)
-			if _, err := extract(c, 1<<20); !errors.Is(err, tt.want) {
+			if _, err := extractBytes(c, 1<<20); !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
 		})
@@ -229,17 +229,17 @@ func TestExtractVmlinux_PayloadWindowOutsideFile(t *testing.T) {
 }
 
 func TestExtractVmlinux_NotABzImage(t *testing.T) {
-	if _, err := extract([]byte("hello"), 1<<20); !errors.Is(err, ErrNotBzImage) {
-		t.Fatalf("err = %v, want ErrNotBzImage", err)
+	if _, err := extractBytes([]byte("hello"), 1<<20); !errors.Is(err, boot.ErrNotBzImage) {
+		t.Fatalf("err = %v, want boot.ErrNotBzImage", err)
 	}
 }
 
 func TestExtractVmlinux_XZ_Unsupported(t *testing.T) {
 	payload := append([]byte{0xfd, '7', 'z', 'X', 'Z', 0}, make([]byte, 64)...)
 	_, err := decompressFormat(payload)
-	var ue *UnsupportedCompressionError
-	if !errors.As(err, &ue) || !errors.Is(err, ErrUnsupportedCompression) || ue.Format != "xz" {
-		t.Fatalf("xz payload: %v, want UnsupportedCompressionError{xz}", err)
+	var ue *boot.UnsupportedCompressionError
+	if !errors.As(err, &ue) || !errors.Is(err, boot.ErrUnsupportedCompression) || ue.Format != "xz" {
+		t.Fatalf("xz payload: %v, want boot.UnsupportedCompressionError{xz}", err)
 	}
 }
 
