@@ -117,7 +117,9 @@ func clearStale(path string) error {
 		return fmt.Errorf("%s: %w", path, ErrNotSocket)
 	}
 	for _, network := range []string{"unixpacket", "unix"} {
-		if c, err := net.Dial(network, path); err == nil {
+		// DialUnix, not Dial: no address resolution, so the VM process
+		// links none of the resolver (net.Dial's DNS code).
+		if c, err := net.DialUnix(network, nil, &net.UnixAddr{Name: path, Net: network}); err == nil {
 			c.Close()
 			return fmt.Errorf("%s: %w", path, ErrInUse)
 		} else if !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.EPROTOTYPE) {
