@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -52,5 +53,30 @@ func TestBlkModel_WritesLand(t *testing.T) {
 	// Past them, writePatternFile's bytes (the first MiB's).
 	if x := p.n * p.size; b[x] != byte(x)+byte(x>>9)*7+1 {
 		t.Errorf("byte %d, past the %d requests, changed to %#x", x, p.n, b[x])
+	}
+}
+
+// BenchmarkBlkModel runs the suite's patterns on the device alone, for
+// profiling: go test -bench BlkModel -cpuprofile.
+func BenchmarkBlkModel(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "disk.img")
+	if err := writePatternFile(path, blkModelFile); err != nil {
+		b.Fatal(err)
+	}
+	for _, p := range blkModelPatterns() {
+		b.Run(fmt.Sprintf("%s/%dKiB/depth=%d", p.op(), p.size>>10, p.depth), func(b *testing.B) {
+			p.n = b.N
+			d, err := newBlkDriver(b, path, p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer d.close()
+			b.ReportAllocs()
+			b.ResetTimer()
+			if _, err := d.run(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+		})
 	}
 }

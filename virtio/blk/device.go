@@ -62,14 +62,15 @@ type Options struct {
 	// QueueSize is the largest queue size offered; 0 means
 	// DefaultQueueSize.
 	QueueSize uint16
-	// Workers bounds how many requests run at once, each on a goroutine
-	// of its own doing pread/pwrite; 0 means DefaultWorkers. With 1,
-	// requests run one at a time in the order the driver made them
-	// available, and complete in that order.
+	// Workers bounds how many jobs (a request, or adjacent ones merged)
+	// run at once, each on a goroutine of its own doing preadv/pwritev; 0
+	// means DefaultWorkers. With 1, jobs run one at a time in the order
+	// the driver made their requests available, and complete in that
+	// order.
 	Workers int
 	// OnError, if set, hears why each failed request failed (a malformed
 	// request or a host I/O error) after its status is chosen. It runs on
-	// a worker goroutine, or on Notify's (see runLone); calls never
+	// a worker goroutine, or on Notify's (see runInline); calls never
 	// overlap.
 	OnError func(head uint16, err error)
 }
@@ -79,8 +80,10 @@ type Options struct {
 // what New set, so it is safe from any goroutine.
 //
 // Notify hands requests to worker goroutines and returns; they complete
-// in any order (see inflight.go). Reset waits for them. A lone request
-// the backend can serve without waiting Notify runs itself (runLone).
+// in any order (see inflight.go), adjacent ones merged into one transfer
+// and conflicting ones in ring order (merge.go). Reset waits for them. A
+// lone job the backend can serve without waiting Notify runs itself
+// (runInline).
 type Device struct {
 	backend     Backend
 	vectored    Vectored    // backend, when it takes several buffers a call
@@ -108,13 +111,13 @@ type Device struct {
 	irq          virtio.Interrupt
 	writeThrough bool // VIRTIO_BLK_F_FLUSH not negotiated
 
-	pending  []*virtio.Chain // popped, waiting for a worker, in ring order
-	inFlight int             // popped and not yet returned: pending or running
-	running  int             // worker goroutines alive, and runLone's request
-	stopping bool            // Reset is waiting for the workers
-	err      error           // what a worker met, for the next Notify
-	spares   []*scratch      // scratch of exited workers, for reuse
-	lone     scratch         // runLone's; Notify calls do not overlap
+	pending  []entry    // popped and parsed, waiting for a worker, in ring order
+	active   []*scratch // the jobs running, whose extents order later ones (merge.go)
+	inFlight int        // popped and not yet returned: pending or running
+	running  int        // worker goroutines alive, and runInline's job
+	stopping bool       // Reset is waiting for the workers
+	err      error      // what a worker met, for the next Notify
+	spares   []*scratch // scratch of exited runners, for reuse
 
 	// completing counts workers whose request is done but not yet
 	// returned; it is raised without mu, so complete can see that
@@ -222,11 +225,12 @@ func (d *Device) Reset() {
 }
 
 // Notify pops every request the driver has made available and hands them
-// to the workers, which run up to Options.Workers of them at once and
+// to the workers, which run up to Options.Workers jobs at once and
 // return each as it completes. It does not wait for them, with one
-// exception that never waits for a disk: a lone request (nothing else in
-// flight) on a NonBlocking backend is tried here first, and returned at
-// once if the host's cache could serve it (see runLone). A request that
+// exception that never waits for a disk: a lone job (nothing else in
+// flight, and what was popped merges into one) on a NonBlocking backend is
+// tried here first, and returned at once if the host's cache could serve
+// it (see runInline). A request that
 // fails gets an error status; only a broken queue (unwrapping to
 // virtio.ErrNeedsReset) or a failed interrupt is returned, here or, when
 // a worker met it, from the next Notify.
@@ -240,8 +244,8 @@ func (d *Device) Notify(q int) error {
 		return ErrNotActive
 	}
 	err := d.popAll()
-	if d.nonBlocking != nil && d.running == 0 && len(d.pending) == 1 {
-		d.runLone()
+	if d.inlineable() {
+		d.runInline()
 	}
 	// Chains popped before a broken one are sound and run, as they did
 	// when requests ran one by one.

@@ -17,10 +17,24 @@ import (
 // IOV_MAX (1024); a request with more goes in several calls.
 const maxBufs = 64
 
-// scratch is what a request in progress needs besides its chain: room
-// for the slices of guest memory a backend call takes.
+// scratch is what a job in progress needs besides its chains: the job,
+// room for the slices of guest memory a backend call takes, and what to
+// return to the driver. One runner uses it at a time; it is reused.
 type scratch struct {
-	bufs [][]byte
+	bufs    [][]byte
+	job     []entry           // the requests, in ring order
+	ext     extent            // what the job touches, while it runs
+	writers []virtio.Writer   // a merged job's, one per request (batch.go)
+	used    []virtio.UsedElem // the job's requests, done
+}
+
+// done drops the job's chains once it is returned, so the scratch keeps
+// nothing of the driver's alive.
+func (s *scratch) done() {
+	clear(s.job)
+	s.job = s.job[:0]
+	clear(s.writers)
+	s.writers = s.writers[:0]
 }
 
 // take returns s.bufs emptied, for Reader.Buffers or Writer.Buffers.
@@ -34,17 +48,17 @@ func (s *scratch) keep(bufs [][]byte) {
 	s.bufs = bufs[:0]
 }
 
-// process parses and runs one request, writes its status byte, and
+// process runs one parsed request, writes its status byte, and
 // returns the number of bytes written into the chain for AddUsed. A chain
 // without a writable byte has nowhere to put a status: it is returned
 // with nothing written.
-func (d *Device) process(c *virtio.Chain, s *scratch) uint32 {
-	w := c.Writer()
-	req, err := ParseRequest(c, d.sectors)
+func (d *Device) process(e *entry, s *scratch) uint32 {
+	w := e.c.Writer()
+	err := e.err
 	if err == nil {
-		err = d.execute(c, req, w, s)
+		err = d.execute(e.c, e.req, w, s)
 	}
-	return d.conclude(c, w, err, s)
+	return d.conclude(e.c, w, err, s)
 }
 
 // try is process for a NonBlocking backend, without waiting: it reports
@@ -53,9 +67,9 @@ func (d *Device) process(c *virtio.Chain, s *scratch) uint32 {
 // could not make at once, a flush, a write-through write); the request is
 // then processed afresh on a worker. Reads and writes are idempotent, so
 // a try that moved part of the data changes nothing the redo does not.
-func (d *Device) try(c *virtio.Chain, s *scratch) (uint32, bool) {
+func (d *Device) try(e *entry, s *scratch) (uint32, bool) {
+	c, req, err := e.c, e.req, e.err
 	w := c.Writer()
-	req, err := ParseRequest(c, d.sectors)
 	if err == nil {
 		switch {
 		case req.Type == TypeIn:

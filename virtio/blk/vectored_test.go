@@ -2,6 +2,7 @@ package blk_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
@@ -329,9 +330,35 @@ func addChainAt(r *rig, readable [][]byte, writable []int) (uint16, []span) {
 	return head, spans
 }
 
+// following returns readable, split as it is, with the header's sector
+// moved i requests on: to where the i-th of a run of such requests
+// starts. A header too short to hold a sector is left as it is.
+func following(readable [][]byte, writable []int, i int) [][]byte {
+	flat := slices.Concat(readable...)
+	if len(flat) < blk.HeaderSize {
+		return readable
+	}
+	data := len(flat) - blk.HeaderSize // a write's data
+	if binary.LittleEndian.Uint32(flat) == blk.TypeIn {
+		data = -1 // the status
+		for _, n := range writable {
+			data += n
+		}
+	}
+	sector := binary.LittleEndian.Uint64(flat[8:]) + uint64(i*max(data, 0)/blk.SectorSize)
+	binary.LittleEndian.PutUint64(flat[8:], sector)
+	out := make([][]byte, len(readable))
+	for j, b := range readable {
+		out[j], flat = flat[:len(b)], flat[len(b):]
+	}
+	return out
+}
+
 // FuzzFileRequests runs arbitrary request chains (FuzzParseRequest's
 // encoding) through a Device on a file: first alone, which Notify may
-// run itself (RWF_NOWAIT), then two at once, which workers run. Nothing
+// run itself (RWF_NOWAIT), then two at once, which workers run, then
+// three in a row on the disk, which merge when they are sound reads or
+// writes. Nothing
 // may panic, every chain comes back once with its status last, and no
 // byte of guest memory changes but the chains' writable buffers and the
 // used ring.
@@ -358,13 +385,18 @@ func FuzzFileRequests(f *testing.F) {
 		if !ok {
 			return
 		}
-		r := newRig(t, backend, blk.Options{}, blk.FeatureFlush)
+		// Room for three chains of up to 2*fuzzMaxBufs descriptors.
+		r := newRigSize(t, backend, blk.Options{}, blk.FeatureFlush, inflightQueueSize)
 		mem := r.drv.Mem()
 		cfg := r.drv.Config(blk.FeatureFlush)
-		for _, n := range []int{1, 2} {
+		for round, n := range []int{1, 2, 3} {
 			heads := map[uint16][]span{}
-			for range n {
-				head, spans := addChainAt(r, readable, writable)
+			for i := range n {
+				chain := readable
+				if round == 2 { // each request where the one before ended: they may merge
+					chain = following(readable, writable, i)
+				}
+				head, spans := addChainAt(r, chain, writable)
 				heads[head] = spans
 			}
 			// Fill the free heap, so a stray write of zeros shows.
