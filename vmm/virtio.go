@@ -1,13 +1,10 @@
 package vmm
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/vmm-dev/vmm/devices/pci"
 	"github.com/vmm-dev/vmm/kvm"
@@ -33,7 +30,7 @@ type virtioDevice struct {
 	name      string
 	dev       virtio.Device
 	transport *pcitransport.Transport
-	kicks     []int // one eventfd per queue
+	kicks     []*queueKick // one per queue
 
 	mu   sync.Mutex // guards bar: the BAR0 mapping currently installed
 	bar  pci.BARMapping
@@ -78,12 +75,12 @@ func (m *Machine) addVirtio(name string, dev virtio.Device) (*virtioDevice, erro
 	}
 	d.transport = t
 	for q := 0; q < t.NumQueues(); q++ {
-		efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+		k, err := newQueueKick()
 		if err != nil {
-			return nil, fmt.Errorf("%s: eventfd: %w", name, err)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		m.undo.add(func() error { return unix.Close(efd) })
-		d.kicks = append(d.kicks, efd)
+		m.undo.add(k.close)
+		d.kicks = append(d.kicks, k)
 	}
 	t.Config().OnBARChange(func(c pci.BARChange) {
 		if c.Index == 0 {
@@ -108,8 +105,8 @@ func (m *Machine) remapBAR0(d *virtioDevice, now pci.BARMapping) {
 	defer d.mu.Unlock()
 	if d.bar.Decoding {
 		m.exits.mmio.Remove(d.bar.Addr)
-		for q, efd := range d.kicks {
-			m.vm.DeassignIOEventFD(efd, kvm.IOEventFDConfig{Addr: d.bar.Addr + d.transport.NotifyAddr(q)})
+		for q, k := range d.kicks {
+			m.vm.DeassignIOEventFD(k.fd, kvm.IOEventFDConfig{Addr: d.bar.Addr + d.transport.NotifyAddr(q)})
 		}
 	}
 	d.bar = pci.BARMapping{}
@@ -119,10 +116,10 @@ func (m *Machine) remapBAR0(d *virtioDevice, now pci.BARMapping) {
 	if err := m.exits.mmio.Insert(now.Addr, d.size, d.name, d.transport.BAR0()); err != nil {
 		return // an overlapping BAR stays unmapped, as on a real bus
 	}
-	for q, efd := range d.kicks {
+	for q, k := range d.kicks {
 		// Without the ioeventfd the write still reaches the transport,
 		// which calls kick: slower, never lost.
-		m.vm.AssignIOEventFD(efd, kvm.IOEventFDConfig{Addr: now.Addr + d.transport.NotifyAddr(q)})
+		m.vm.AssignIOEventFD(k.fd, kvm.IOEventFDConfig{Addr: now.Addr + d.transport.NotifyAddr(q)})
 	}
 	d.bar = now
 }
@@ -133,18 +130,15 @@ func (d *virtioDevice) kick(q int) {
 	if q < 0 || q >= len(d.kicks) {
 		return
 	}
-	var one [8]byte
-	binary.LittleEndian.PutUint64(one[:], 1)
-	unix.Write(d.kicks[q], one[:])
+	d.kicks[q].signal()
 }
 
 // serve processes queue q each time its eventfd fires, until the Machine
 // stops its devices, and once more then.
 func (m *Machine) serve(d *virtioDevice, q int) {
 	defer m.virtioWG.Done()
-	var buf [8]byte
 	for {
-		if _, err := unix.Read(d.kicks[q], buf[:]); err != nil && !errors.Is(err, unix.EINTR) {
+		if err := d.kicks[q].wait(); err != nil {
 			return
 		}
 		if m.virtioStop.Load() {
