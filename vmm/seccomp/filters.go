@@ -4,7 +4,7 @@ package seccomp
 
 import "golang.org/x/sys/unix"
 
-// program is policy.Program() (175 instructions).
+// program is policy.Program() (177 instructions).
 var program = []unix.SockFilter{
 	{Code: 0x20, Jt: 0, Jf: 0, K: 0x4},
 	{Code: 0x15, Jt: 0, Jf: 73, K: 0xc000003e},
@@ -83,18 +83,20 @@ var program = []unix.SockFilter{
 	{Code: 0x06, Jt: 0, Jf: 0, K: 0x50001},
 	{Code: 0x05, Jt: 0, Jf: 0, K: 0x0},
 	{Code: 0x20, Jt: 0, Jf: 0, K: 0x4},
-	{Code: 0x15, Jt: 0, Jf: 96, K: 0xc000003e},
+	{Code: 0x15, Jt: 0, Jf: 98, K: 0xc000003e},
 	{Code: 0x20, Jt: 0, Jf: 0, K: 0x0},
 	{Code: 0x35, Jt: 0, Jf: 1, K: 0x40000000},
 	{Code: 0x06, Jt: 0, Jf: 0, K: 0x50026},
-	{Code: 0x15, Jt: 73, Jf: 0, K: 0x0},
-	{Code: 0x15, Jt: 72, Jf: 0, K: 0x1},
-	{Code: 0x15, Jt: 71, Jf: 0, K: 0x13},
-	{Code: 0x15, Jt: 70, Jf: 0, K: 0x14},
-	{Code: 0x15, Jt: 69, Jf: 0, K: 0x11},
-	{Code: 0x15, Jt: 68, Jf: 0, K: 0x12},
-	{Code: 0x15, Jt: 67, Jf: 0, K: 0x127},
-	{Code: 0x15, Jt: 66, Jf: 0, K: 0x128},
+	{Code: 0x15, Jt: 75, Jf: 0, K: 0x0},
+	{Code: 0x15, Jt: 74, Jf: 0, K: 0x1},
+	{Code: 0x15, Jt: 73, Jf: 0, K: 0x13},
+	{Code: 0x15, Jt: 72, Jf: 0, K: 0x14},
+	{Code: 0x15, Jt: 71, Jf: 0, K: 0x11},
+	{Code: 0x15, Jt: 70, Jf: 0, K: 0x12},
+	{Code: 0x15, Jt: 69, Jf: 0, K: 0x127},
+	{Code: 0x15, Jt: 68, Jf: 0, K: 0x128},
+	{Code: 0x15, Jt: 67, Jf: 0, K: 0x147},
+	{Code: 0x15, Jt: 66, Jf: 0, K: 0x148},
 	{Code: 0x15, Jt: 65, Jf: 0, K: 0x10},
 	{Code: 0x15, Jt: 64, Jf: 0, K: 0x3},
 	{Code: 0x15, Jt: 63, Jf: 0, K: 0x48},

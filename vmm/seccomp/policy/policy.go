@@ -24,6 +24,8 @@ var allowed = []string{
 	// Descriptors the VMM already holds: KVM, disks, TAPs, sockets, eventfds.
 	// ioctl only with the requests IoctlPolicy allows.
 	"read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
+	// virtio-blk's inline path: RWF_NOWAIT reads and writes.
+	"preadv2", "pwritev2",
 	"ioctl", "close", "fcntl", "fstat", "newfstatat", "lseek", "fdatasync", "fsync", "dup", "dup3",
 	"eventfd2", "pipe2", "epoll_create1", "epoll_ctl", "epoll_pwait", "epoll_wait", "ppoll", "poll",
 	// Removing the agent socket and a run's initramfs at the end.
