@@ -190,20 +190,21 @@ func benchmarkOnce(f func(b *testing.B)) error {
 // blkDriver is the guest side: request slot i always uses descriptors 3i
 // (header), 3i+1 (data) and 3i+2 (status), so a slot is free again as soon
 // as its head comes back. virtiotest lays the queue and buffers out; the
-// rings are then worked here directly, as a guest works them (virtiotest's
-// helpers call testing.B.Helper, whose stack walk costs more than the
-// device).
+// rings and buffers are then worked here directly, as a guest works its
+// own memory (virtiotest's helpers call testing.B.Helper, whose stack walk
+// costs more than the device).
 type blkDriver struct {
 	p       blkPattern
-	backend *blk.File
+	backend blk.Backend
+	closer  func() error // the backend's Close
 	dev     *blk.Device
 	mem     *guestmem.Memory
-	ring    modelRing
+	ring    guestRing
 	irq     *chanIRQ
 
-	hdr, status []guestmem.GuestAddr
-	next        uint64 // sector of the next request
-	sectors     uint64 // requests wrap here
+	hdr, status [][]byte // each slot's, in guest memory
+	next        uint64   // sector of the next request
+	sectors     uint64   // requests wrap here
 }
 
 // modelRing is the driver's end of one split virtqueue that virtiotest
@@ -252,6 +253,67 @@ func (r *modelRing) reap(done func(head uint16) error) error {
 	return err
 }
 
+// guestRing is the blk driver's modelRing, worked as a guest works its
+// rings: in place, avail and used being their bytes in guest memory, with
+// Go's bounds checks only. A real driver's ring work is a few loads and
+// stores; through guestmem's lookups it cost about what the device's own
+// does (which indexes the same bytes, kept since Enable).
+type guestRing struct {
+	size        uint16
+	avail, used []byte
+	availIdx    uint16
+	usedSeen    uint16
+	fence       uint32 // target of the RMW that serves as a barrier (arm)
+}
+
+func newGuestRing(mem *guestmem.Memory, cfg virtio.Config) (guestRing, error) {
+	avail, err := mem.Slice(cfg.AvailRing, virtio.AvailRingSize(cfg.Size))
+	if err != nil {
+		return guestRing{}, err
+	}
+	used, err := mem.Slice(cfg.UsedRing, virtio.UsedRingSize(cfg.Size))
+	if err != nil {
+		return guestRing{}, err
+	}
+	return guestRing{size: cfg.Size, avail: avail, used: used}, nil
+}
+
+// publish puts head in the next available ring entry, then bumps
+// avail.idx (§2.7.13). On x86 stores are not reordered with each other,
+// so the entry is visible first, as virtio_wmb needs.
+func (r *guestRing) publish(head uint16) {
+	entry := virtio.AvailRingOffset + virtio.AvailEntrySize*uint64(r.availIdx%r.size)
+	binary.LittleEndian.PutUint16(r.avail[entry:], head)
+	r.availIdx++
+	binary.LittleEndian.PutUint16(r.avail[virtio.AvailIdxOffset:], r.availIdx)
+}
+
+// arm asks the device for an interrupt when it returns the next chain:
+// used_event is the used ring index the driver waits for (§2.7.7). It
+// then reports whether that chain is there already: the store must be
+// visible before used.idx is read again, or the device could return it
+// unseen and, having read the old used_event, not signal (virtio_mb in
+// Linux's virtqueue_poll).
+func (r *guestRing) arm() bool {
+	binary.LittleEndian.PutUint16(r.avail[virtio.UsedEventOffset(r.size):], r.usedSeen)
+	atomic.AddUint32(&r.fence, 1) // a locked instruction: a full barrier on x86
+	return r.usedIdx() != r.usedSeen
+}
+
+func (r *guestRing) usedIdx() uint16 {
+	return binary.LittleEndian.Uint16(r.used[virtio.UsedIdxOffset:])
+}
+
+// reap calls done for each head the device returned since the last call.
+func (r *guestRing) reap(done func(head uint16) error) error {
+	var err error
+	for idx := r.usedIdx(); err == nil && r.usedSeen != idx; r.usedSeen++ {
+		elem := virtio.UsedRingOffset + virtio.UsedElemSize*uint64(r.usedSeen%r.size)
+		err = done(uint16(binary.LittleEndian.Uint32(r.used[elem+virtio.UsedElemIDOffset:])))
+	}
+	return err
+}
+
 // chanIRQ is a virtio.Interrupt that wakes whoever waits on signalled; a
 // token waiting already absorbs more signals.
 type chanIRQ struct{ signalled chan struct{} }
@@ -271,17 +333,22 @@ func newBlkDriver(b *testing.B, path string, p blkPattern) (*blkDriver, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newBlkDriverOn(b, backend, backend.Close, p)
+}
+
+// newBlkDriverOn is newBlkDriver over any backend; closer closes it.
+func newBlkDriverOn(b *testing.B, backend blk.Backend, closer func() error, p blkPattern) (*blkDriver, error) {
 	dev, err := blk.New(backend, blk.Options{}) // vmm's options: the default workers
 	if err != nil {
-		backend.Close()
+		closer()
 		return nil, err
 	}
 	mem, err := guestmem.New([]guestmem.RegionSpec{{Start: 0, Size: blkModelMem}})
 	if err != nil {
-		backend.Close()
+		closer()
 		return nil, err
 	}
-	d := &blkDriver{p: p, backend: backend, dev: dev, mem: mem, irq: newChanIRQ(),
+	d := &blkDriver{p: p, backend: backend, closer: closer, dev: dev, mem: mem, irq: newChanIRQ(),
 		sectors: uint64(blkModelFile / p.size * p.size / blk.SectorSize)}
 	drv := virtiotest.New(b, mem, blkModelQueue)
 	dataFlag := uint16(virtio.DescFWrite)
@@ -302,13 +369,22 @@ func newBlkDriver(b *testing.B, path string, p blkPattern) (*blkDriver, error) {
 		drv.WriteDesc(3*i, virtio.Descriptor{Addr: hdr, Len: blk.HeaderSize, Flags: virtio.DescFNext, Next: 3*i + 1})
 		drv.WriteDesc(3*i+1, virtio.Descriptor{Addr: buf, Len: uint32(p.size), Flags: dataFlag | virtio.DescFNext, Next: 3*i + 2})
 		drv.WriteDesc(3*i+2, virtio.Descriptor{Addr: status, Len: 1, Flags: virtio.DescFWrite})
-		d.hdr, d.status = append(d.hdr, hdr), append(d.status, status)
+		hb, herr := mem.Slice(hdr, blk.HeaderSize)
+		sb, serr := mem.Slice(status, blk.StatusSize)
+		if err := errors.Join(herr, serr); err != nil {
+			d.close()
+			return nil, err
+		}
+		d.hdr, d.status = append(d.hdr, hb), append(d.status, sb)
 	}
 	features := blk.FeatureFlush | virtio.FeatureVersion1 | virtio.FeatureEventIdx
-	d.ring = modelRing{mem: mem, cfg: drv.Config(features)}
+	cfg := drv.Config(features)
 	q, err := virtio.NewQueue(blkModelQueue)
 	if err == nil {
-		err = q.Enable(mem, d.ring.cfg)
+		err = q.Enable(mem, cfg)
+	}
+	if err == nil {
+		d.ring, err = newGuestRing(mem, cfg)
 	}
 	if err == nil {
 		err = dev.Activate(mem, features, []*virtio.Queue{q}, d.irq)
@@ -323,22 +399,20 @@ func newBlkDriver(b *testing.B, path string, p blkPattern) (*blkDriver, error) {
 func (d *blkDriver) close() {
 	d.dev.Reset()
 	d.mem.Close()
-	d.backend.Close()
+	d.closer()
 }
 
-// submit makes slot's request available for the next sectors.
-func (d *blkDriver) submit(slot uint16) error {
-	var h [blk.HeaderSize]byte
-	binary.LittleEndian.PutUint32(h[:], d.p.typ)
-	binary.LittleEndian.PutUint64(h[8:], d.next)
+// submit fills slot's header for the next sectors and makes the request
+// available.
+func (d *blkDriver) submit(slot uint16) {
+	h := d.hdr[slot]
+	binary.LittleEndian.PutUint32(h[0:], d.p.typ) // type; reserved stays 0
+	binary.LittleEndian.PutUint64(h[8:], d.next)  // sector
 	d.next += uint64(d.p.size / blk.SectorSize)
 	if d.next >= d.sectors {
 		d.next = 0
 	}
-	if err := d.mem.WriteAt(h[:], d.hdr[slot]); err != nil {
-		return err
-	}
-	return d.ring.publish(3 * slot)
+	d.ring.publish(3 * slot)
 }
 
 // run completes p.n requests with up to p.depth outstanding and returns
@@ -355,9 +429,7 @@ func (d *blkDriver) run() (time.Duration, error) {
 	start := time.Now()
 	submitted, completed := 0, 0
 	for ; submitted < min(d.p.depth, d.p.n); submitted++ {
-		if err := d.submit(uint16(submitted)); err != nil {
-			return 0, err
-		}
+		d.submit(uint16(submitted))
 	}
 	if err := d.dev.Notify(0); err != nil {
 		return 0, err
@@ -371,16 +443,15 @@ func (d *blkDriver) run() (time.Duration, error) {
 		got, refilled := 0, false
 		err := d.ring.reap(func(head uint16) error {
 			slot := head / 3
-			var st [1]byte
-			if err := d.mem.ReadAt(st[:], d.status[slot]); err != nil || st[0] != blk.StatusOK {
-				return fmt.Errorf("request in slot %d: status %d, %v", slot, st[0], err)
+			if st := d.status[slot][0]; st != blk.StatusOK {
+				return fmt.Errorf("request in slot %d: status %d", slot, st)
 			}
 			got++
 			completed++
 			if submitted < d.p.n {
 				submitted++
 				refilled = true
-				return d.submit(slot)
+				d.submit(slot)
 			}
 			return nil
 		})
@@ -398,10 +469,7 @@ func (d *blkDriver) run() (time.Duration, error) {
 		// Nothing came back: ask for an interrupt at the next completion,
 		// look again in case it came meanwhile, and sleep. A stale signal
 		// only wakes us to look again.
-		if ready, err := d.ring.arm(); err != nil || ready {
-			if err != nil {
-				return 0, err
-			}
+		if d.ring.arm() {
 			continue
 		}
 		select {

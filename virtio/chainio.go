@@ -1,15 +1,11 @@
 package virtio
 
-import (
-	"io"
-
-	"github.com/vmm-dev/vmm/guestmem"
-)
+import "io"
 
 // Reader reads a chain's device-readable buffers in order, as one stream.
-// It reaches guest memory only through guestmem's bounds-checked accessors.
+// It reaches guest memory only through the slices guestmem's bounds-checked
+// Slice returned when the chain was read.
 type Reader struct {
-	mem       *guestmem.Memory
 	regions   []region
 	off       uint32 // offset into regions[0]
 	remaining uint32
@@ -24,9 +20,9 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if r.remaining == 0 {
 		return 0, io.EOF
 	}
-	n, err := copyRegions(r.mem, &r.regions, &r.off, p, false)
+	n := copyRegions(&r.regions, &r.off, p, false)
 	r.remaining -= uint32(n)
-	return n, err
+	return n, nil
 }
 
 // Remaining is how many readable bytes have not been read yet.
@@ -37,18 +33,19 @@ func (r *Reader) Remaining() uint32 { return r.remaining }
 // can hand them to the host (pwritev) with no copy. It returns the number
 // of bytes the slices cover, fewer than n only when the buffers or maxBufs
 // ran out. Each slice came from guestmem's bounds-checked Slice and
-// aliases guest memory, which the guest may change meanwhile.
+// aliases guest memory, which the guest may change meanwhile. The error
+// is always nil: the chain's buffers were checked when it was read.
 func (r *Reader) Buffers(dst [][]byte, n uint32, maxBufs int) ([][]byte, uint32, error) {
-	dst, k, err := sliceRegions(r.mem, &r.regions, &r.off, dst, min(n, r.remaining), maxBufs)
+	dst, k := sliceRegions(&r.regions, &r.off, dst, min(n, r.remaining), maxBufs)
 	r.remaining -= k
-	return dst, k, err
+	return dst, k, nil
 }
 
 // Writer writes a chain's device-writable buffers in order, as one stream,
 // and counts what it wrote for Queue.AddUsed. It reaches guest memory only
-// through guestmem's bounds-checked accessors.
+// through the slices guestmem's bounds-checked Slice returned when the
+// chain was read.
 type Writer struct {
-	mem       *guestmem.Memory
 	regions   []region
 	off       uint32 // offset into regions[0]
 	remaining uint32
@@ -58,13 +55,13 @@ type Writer struct {
 // Write implements io.Writer. When p does not fit, it fills the buffers
 // and returns io.ErrShortWrite.
 func (w *Writer) Write(p []byte) (int, error) {
-	n, err := copyRegions(w.mem, &w.regions, &w.off, p, true)
+	n := copyRegions(&w.regions, &w.off, p, true)
 	w.remaining -= uint32(n)
 	w.written += uint32(n)
-	if err == nil && n < len(p) {
-		err = io.ErrShortWrite
+	if n < len(p) {
+		return n, io.ErrShortWrite
 	}
-	return n, err
+	return n, nil
 }
 
 // Remaining is how many writable bytes are left.
@@ -79,70 +76,55 @@ func (w *Writer) Written() uint32 { return w.written }
 // of bytes the slices cover, fewer than n only when the buffers or maxBufs
 // ran out. Those bytes count as written, so the caller must fill every
 // one of them (with zeros, if its transfer fails). Each slice came from
-// guestmem's bounds-checked Slice and aliases guest memory.
+// guestmem's bounds-checked Slice and aliases guest memory. The error is
+// always nil, as Reader.Buffers's.
 func (w *Writer) Buffers(dst [][]byte, n uint32, maxBufs int) ([][]byte, uint32, error) {
-	dst, k, err := sliceRegions(w.mem, &w.regions, &w.off, dst, min(n, w.remaining), maxBufs)
+	dst, k := sliceRegions(&w.regions, &w.off, dst, min(n, w.remaining), maxBufs)
 	w.remaining -= k
 	w.written += k
-	return dst, k, err
+	return dst, k, nil
 }
 
 // copyRegions copies between p and the regions, starting off bytes into
 // the first, consuming regions as it goes. It stops when p or the regions
-// run out.
-func copyRegions(mem *guestmem.Memory, regions *[]region, off *uint32, p []byte, write bool) (int, error) {
+// run out, and returns how many bytes it copied.
+func copyRegions(regions *[]region, off *uint32, p []byte, write bool) int {
 	n := 0
 	for n < len(p) && len(*regions) > 0 {
-		r := (*regions)[0]
-		if *off == r.len {
+		r := (*regions)[0].host
+		if int(*off) == len(r) {
 			*regions, *off = (*regions)[1:], 0
 			continue
 		}
-		k := min(uint64(r.len-*off), uint64(len(p)-n))
-		addr, ok := r.addr.Add(uint64(*off))
-		if !ok { // unreachable: the chain's regions were validated
-			return n, &guestmem.RangeError{Addr: r.addr, Len: uint64(r.len)}
-		}
-		var err error
+		var k int
 		if write {
-			err = mem.WriteAt(p[n:n+int(k)], addr)
+			k = copy(r[*off:], p[n:])
 		} else {
-			err = mem.ReadAt(p[n:n+int(k)], addr)
+			k = copy(p[n:], r[*off:])
 		}
-		if err != nil {
-			return n, err
-		}
-		n += int(k)
+		n += k
 		*off += uint32(k)
 	}
-	return n, nil
+	return n
 }
 
-// sliceRegions is copyRegions without the copy: it appends the host
-// slices behind the next n bytes of the regions to dst, at most maxBufs of
-// them, consuming regions as it goes, and returns how many bytes they
-// cover.
-func sliceRegions(mem *guestmem.Memory, regions *[]region, off *uint32, dst [][]byte, n uint32, maxBufs int) ([][]byte, uint32, error) {
+// sliceRegions is copyRegions without the copy: it appends the slices
+// behind the next n bytes of the regions to dst, at most maxBufs of them,
+// each capped at its end, consuming regions as it goes, and returns how
+// many bytes they cover.
+func sliceRegions(regions *[]region, off *uint32, dst [][]byte, n uint32, maxBufs int) ([][]byte, uint32) {
 	var done uint32
 	for added := 0; done < n && added < maxBufs && len(*regions) > 0; {
-		r := (*regions)[0]
-		if *off == r.len {
+		r := (*regions)[0].host
+		if int(*off) == len(r) {
 			*regions, *off = (*regions)[1:], 0
 			continue
 		}
-		k := min(r.len-*off, n-done)
-		addr, ok := r.addr.Add(uint64(*off))
-		if !ok { // unreachable: the chain's regions were validated
-			return dst, done, &guestmem.RangeError{Addr: r.addr, Len: uint64(r.len)}
-		}
-		b, err := mem.Slice(addr, uint64(k))
-		if err != nil {
-			return dst, done, err
-		}
-		dst = append(dst, b)
+		k := min(uint32(len(r))-*off, n-done)
+		dst = append(dst, r[*off:*off+k:*off+k])
 		added++
 		done += k
 		*off += k
 	}
-	return dst, done, nil
+	return dst, done
 }

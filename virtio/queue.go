@@ -1,6 +1,7 @@
 package virtio
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync/atomic"
 
@@ -36,6 +37,14 @@ type Queue struct {
 	inFlight  uint32 // chains popped and not yet returned by AddUsed
 	broken    error
 
+	// The host bytes of the descriptor table and the two rings, from
+	// mem.Slice when Enable found each inside one region of guest memory:
+	// ring accesses index them, and Go checks every index, instead of
+	// looking the region up again for each field. Guest memory outlives
+	// an enabled queue (guestmem.Memory.Close comes after every device
+	// is reset), as it does the buffers a device hands the host.
+	desc, avail, used []byte
+
 	fence atomic.Uint32 // target of the RMW that serves as a barrier
 }
 
@@ -56,6 +65,9 @@ func (q *Queue) MaxSize() uint16 { return q.maxSize }
 // Ready reports whether the queue is enabled (queue_enable, §4.1.4.3).
 func (q *Queue) Ready() bool { return q.ready }
 
+// Size is the Queue Size the queue was enabled with (0 while disabled).
+func (q *Queue) Size() uint16 { return q.cfg.Size }
+
 // Config returns the configuration the queue was enabled with.
 func (q *Queue) Config() Config { return q.cfg }
 
@@ -69,21 +81,26 @@ func (q *Queue) Enable(mem *guestmem.Memory, c Config) error {
 	if q.ready {
 		return fmt.Errorf("%w: queue already enabled", ErrBadConfig)
 	}
-	if err := q.validate(mem, c); err != nil {
+	parts, err := q.validate(mem, c)
+	if err != nil {
 		return err
 	}
 	q.Reset()
 	c.Features &= QueueFeatures
 	q.cfg = c
+	q.desc, q.avail, q.used = parts[0], parts[1], parts[2]
 	q.ready = true
 	return nil
 }
 
 // validate checks the size and that each part is aligned (§2.7, "Virtqueue
-// Part" table) and lies wholly inside one region of guest memory.
-func (q *Queue) validate(mem *guestmem.Memory, c Config) error {
+// Part" table) and lies wholly inside one region of guest memory, and
+// returns the parts' host bytes: descriptor table, available ring, used
+// ring.
+func (q *Queue) validate(mem *guestmem.Memory, c Config) ([3][]byte, error) {
+	var out [3][]byte
 	if !isPow2(uint32(c.Size)) || c.Size > q.maxSize {
-		return fmt.Errorf("%w: %w: size %d, maximum %d", ErrBadConfig, ErrQueueSize, c.Size, q.maxSize)
+		return out, fmt.Errorf("%w: %w: size %d, maximum %d", ErrBadConfig, ErrQueueSize, c.Size, q.maxSize)
 	}
 	parts := []struct {
 		name  string
@@ -95,15 +112,17 @@ func (q *Queue) validate(mem *guestmem.Memory, c Config) error {
 		{"available ring", c.AvailRing, AvailRingAlign, AvailRingSize(c.Size)},
 		{"used ring", c.UsedRing, UsedRingAlign, UsedRingSize(c.Size)},
 	}
-	for _, p := range parts {
+	for i, p := range parts {
 		if uint64(p.addr)%p.align != 0 {
-			return fmt.Errorf("%w: %w: %s at %v, want %d-byte alignment", ErrBadConfig, ErrRingAlignment, p.name, p.addr, p.align)
+			return out, fmt.Errorf("%w: %w: %s at %v, want %d-byte alignment", ErrBadConfig, ErrRingAlignment, p.name, p.addr, p.align)
 		}
-		if !mem.Contains(p.addr, p.size) {
-			return fmt.Errorf("%w: %w: %s at %v, %d bytes", ErrBadConfig, ErrRingOutOfMemory, p.name, p.addr, p.size)
+		b, err := mem.Slice(p.addr, p.size)
+		if err != nil {
+			return out, fmt.Errorf("%w: %w: %s at %v, %d bytes", ErrBadConfig, ErrRingOutOfMemory, p.name, p.addr, p.size)
 		}
+		out[i] = b
 	}
-	return nil
+	return out, nil
 }
 
 // Reset returns the queue to its state after NewQueue (device reset,
@@ -114,6 +133,7 @@ func (q *Queue) Reset() {
 	q.nextAvail, q.nextUsed, q.signalled = 0, 0, 0
 	q.inFlight = 0
 	q.broken = nil
+	q.desc, q.avail, q.used = nil, nil, nil
 }
 
 func (q *Queue) eventIdx() bool { return q.cfg.Features&FeatureEventIdx != 0 }
@@ -144,20 +164,37 @@ type needsReset struct{ error }
 
 func (e needsReset) Unwrap() []error { return []error{e.error, ErrNeedsReset} }
 
-// ringAddr returns base+off; the rings were validated by Enable, so the sum
-// cannot overflow.
-func ringAddr(base guestmem.GuestAddr, off uint64) guestmem.GuestAddr {
-	a, _ := base.Add(off)
-	return a
+// Ring fields, little-endian (§2.7.6, §2.7.8), at offsets inside the part
+// that Enable sized for Queue Size.
+
+func (q *Queue) availIdx() uint16 { return binary.LittleEndian.Uint16(q.avail[AvailIdxOffset:]) }
+
+func (q *Queue) availFlags() uint16 { return binary.LittleEndian.Uint16(q.avail[AvailFlagsOffset:]) }
+
+func (q *Queue) availEntry(slot uint64) uint16 {
+	return binary.LittleEndian.Uint16(q.avail[AvailRingOffset+AvailEntrySize*slot:])
+}
+
+func (q *Queue) usedEvent() uint16 {
+	return binary.LittleEndian.Uint16(q.avail[UsedEventOffset(q.cfg.Size):])
+}
+
+func (q *Queue) setAvailEvent(v uint16) {
+	binary.LittleEndian.PutUint16(q.used[AvailEventOffset(q.cfg.Size):], v)
+}
+
+func (q *Queue) setUsedIdx(v uint16) { binary.LittleEndian.PutUint16(q.used[UsedIdxOffset:], v) }
+
+func (q *Queue) putUsedElem(slot uint64, e UsedElem) {
+	elem := q.used[UsedRingOffset+UsedElemSize*slot:]
+	binary.LittleEndian.PutUint32(elem[UsedElemIDOffset:], uint32(e.Head))
+	binary.LittleEndian.PutUint32(elem[UsedElemLenOffset:], e.Written)
 }
 
 // pending returns how many entries the driver has made available past the
 // device's position, refusing a jump of more than Queue Size.
-func (q *Queue) pending(mem *guestmem.Memory) (uint16, error) {
-	idx, err := mem.ReadUint16(ringAddr(q.cfg.AvailRing, AvailIdxOffset))
-	if err != nil {
-		return 0, needsReset{err}
-	}
+func (q *Queue) pending() (uint16, error) {
+	idx := q.availIdx()
 	n := idx - q.nextAvail // wraps: both are free-running uint16 indices
 	if n > q.cfg.Size {
 		return 0, needsReset{fmt.Errorf("%w: avail.idx %d, device at %d, queue size %d",
@@ -169,46 +206,74 @@ func (q *Queue) pending(mem *guestmem.Memory) (uint16, error) {
 // Pop returns the next available descriptor chain, validated whole, or nil
 // when the driver has made nothing new available.
 func (q *Queue) Pop(mem *guestmem.Memory) (*Chain, error) {
-	if err := q.usable(); err != nil {
+	head, ok, err := q.nextHead(mem)
+	if err != nil || !ok {
 		return nil, err
 	}
-	n, err := q.pending(mem)
+	c := new(Chain)
+	if err := q.take(mem, head, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// PopInto is Pop into c, a chain the caller owns and has done with (one
+// it popped before and returned with AddUsed, or a new one): it empties c
+// and fills it with the next chain, so that nothing of the chain c held
+// reaches its user, and a device that keeps its chains for reuse pops
+// without allocating. It reports false when the driver has made nothing
+// new available; then, and on an error, c is left empty.
+func (q *Queue) PopInto(mem *guestmem.Memory, c *Chain) (bool, error) {
+	head, ok, err := q.nextHead(mem)
+	if err == nil && ok {
+		err = q.take(mem, head, c)
+	}
+	if err != nil || !ok {
+		c.reset(0)
+		return false, err
+	}
+	return true, nil
+}
+
+// nextHead returns the head of the next available chain and reports
+// whether there is one.
+func (q *Queue) nextHead(mem *guestmem.Memory) (uint16, bool, error) {
+	if err := q.usable(); err != nil {
+		return 0, false, err
+	}
+	n, err := q.pending()
 	if err != nil {
-		return nil, q.fail(err)
+		return 0, false, q.fail(err)
 	}
 	if n == 0 && q.eventIdx() {
 		// §2.7.10: ask for a notification when the driver fills the entry
 		// the device waits on, then look again. The avail_event store must
 		// be visible before avail.idx is re-read (a store-load barrier),
 		// or a buffer added in between could wait forever for a kick.
-		err := mem.WriteUint16(ringAddr(q.cfg.UsedRing, AvailEventOffset(q.cfg.Size)), q.nextAvail)
-		if err != nil {
-			return nil, q.fail(needsReset{err})
-		}
+		q.setAvailEvent(q.nextAvail)
 		q.barrier()
-		if n, err = q.pending(mem); err != nil {
-			return nil, q.fail(err)
+		if n, err = q.pending(); err != nil {
+			return 0, false, q.fail(err)
 		}
 	}
 	if n == 0 {
-		return nil, nil
+		return 0, false, nil
 	}
 	// Read barrier: the ring entry and the descriptors it names are read
 	// only after avail.idx says they are there (§2.7.13: the driver
 	// writes them before it updates idx).
 	q.barrier()
-	slot := uint64(q.nextAvail & (q.cfg.Size - 1))
-	head, err := mem.ReadUint16(ringAddr(q.cfg.AvailRing, AvailRingOffset+AvailEntrySize*slot))
-	if err != nil {
-		return nil, q.fail(needsReset{err})
-	}
-	c, err := q.readChain(mem, head)
-	if err != nil {
-		return nil, q.fail(err)
+	return q.availEntry(uint64(q.nextAvail & (q.cfg.Size - 1))), true, nil
+}
+
+// take reads the chain at head into c and moves past its ring entry.
+func (q *Queue) take(mem *guestmem.Memory, head uint16, c *Chain) error {
+	if err := q.readChain(mem, head, c); err != nil {
+		return q.fail(err)
 	}
 	q.nextAvail++
 	q.inFlight++
-	return c, nil
+	return nil
 }
 
 // AddUsed returns the chain whose head is head to the driver, saying that
@@ -244,22 +309,13 @@ func (q *Queue) AddUsedBatch(mem *guestmem.Memory, elems []UsedElem) error {
 		return nil
 	}
 	for i, e := range elems {
-		slot := uint64((q.nextUsed + uint16(i)) & (q.cfg.Size - 1))
-		elem := ringAddr(q.cfg.UsedRing, UsedRingOffset+UsedElemSize*slot)
-		if err := mem.WriteUint32(ringAddr(elem, UsedElemIDOffset), uint32(e.Head)); err != nil {
-			return q.fail(needsReset{err})
-		}
-		if err := mem.WriteUint32(ringAddr(elem, UsedElemLenOffset), e.Written); err != nil {
-			return q.fail(needsReset{err})
-		}
+		q.putUsedElem(uint64((q.nextUsed+uint16(i))&(q.cfg.Size-1)), e)
 	}
 	// Write barrier: the buffer contents and the elements (§2.7.8.2: len
 	// "prior to updating the used idx") are visible before the new idx.
 	q.barrier()
 	next := q.nextUsed + uint16(len(elems))
-	if err := mem.WriteUint16(ringAddr(q.cfg.UsedRing, UsedIdxOffset), next); err != nil {
-		return q.fail(needsReset{err})
-	}
+	q.setUsedIdx(next)
 	q.nextUsed = next
 	q.inFlight -= uint32(len(elems))
 	return nil
@@ -281,18 +337,10 @@ func (q *Queue) NeedsNotification(mem *guestmem.Memory) (bool, error) {
 	old, now := q.signalled, q.nextUsed
 	q.signalled = now
 	if q.eventIdx() {
-		ev, err := mem.ReadUint16(ringAddr(q.cfg.AvailRing, UsedEventOffset(q.cfg.Size)))
-		if err != nil {
-			return false, q.fail(needsReset{err})
-		}
-		return needEvent(ev, now, old), nil
+		return needEvent(q.usedEvent(), now, old), nil
 	}
 	if now == old {
 		return false, nil
 	}
-	flags, err := mem.ReadUint16(ringAddr(q.cfg.AvailRing, AvailFlagsOffset))
-	if err != nil {
-		return false, q.fail(needsReset{err})
-	}
-	return flags&AvailFNoInterrupt == 0, nil
+	return q.availFlags()&AvailFNoInterrupt == 0, nil
 }

@@ -34,17 +34,22 @@ var (
 )
 
 // File is a Backend over a disk image file: pread and pwrite at the
-// request's offset, fdatasync for FLUSH.
+// request's offset, fdatasync for FLUSH. Its transfers are system calls
+// on the descriptor itself (fileio.go), not through os.File.
 type File struct {
 	f        *os.File
+	fd       int // f's descriptor; valid while mu is held and closed is false
 	readOnly bool
 	sectors  uint64
 	id       [IDBytes]byte
+	sys      sysFunc // hostIO; tests put a fake here
 
-	// rc runs preadv and pwritev on f's descriptor, with calls' arguments
-	// in pooled *vcall (see vectored.go).
-	rc    syscall.RawConn
-	calls sync.Pool
+	// mu is read-held across every system call on fd and write-held by
+	// Close, so a call never reaches a descriptor Close released (and the
+	// process may have reused for another file).
+	mu     sync.RWMutex
+	closed bool
+
 	// Set when the filesystem refused RWF_NOWAIT (see TryReadvAt).
 	noTryRead, noTryWrite atomic.Bool
 }
@@ -81,11 +86,9 @@ func newFile(f *os.File, readOnly bool) (*File, error) {
 	if fi.Size() < SectorSize {
 		return nil, fmt.Errorf("%w: %d bytes", ErrEmptyDisk, fi.Size())
 	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	b := &File{f: f, rc: rc, readOnly: readOnly, sectors: uint64(fi.Size()) / SectorSize}
+	// Fd leaves a regular file's descriptor as it is: blocking, which is
+	// what it already was (regular files are never in the poller).
+	b := &File{f: f, fd: int(f.Fd()), sys: hostIO, readOnly: readOnly, sectors: uint64(fi.Size()) / SectorSize}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		b.id = fileID(uint64(st.Dev), st.Ino)
 	}
@@ -106,39 +109,34 @@ func fileID(dev, ino uint64) [IDBytes]byte {
 	return id
 }
 
-// ReadAt reads with pread.
-func (b *File) ReadAt(p []byte, off int64) (int, error) { return b.f.ReadAt(p, off) }
+// ReadAt reads with pread, as os.File's ReadAt does: until p is full, the
+// file ends (io.EOF) or a call fails.
+func (b *File) ReadAt(p []byte, off int64) (int, error) {
+	return b.transfer(p, nil, off, false)
+}
 
 // WriteAt writes with pwrite; a read-only disk refuses with EROFS before
 // any system call.
 func (b *File) WriteAt(p []byte, off int64) (int, error) {
 	if b.readOnly {
-		return 0, &os.PathError{Op: "write", Path: b.f.Name(), Err: syscall.EROFS}
+		return 0, &os.PathError{Op: "pwrite", Path: b.f.Name(), Err: syscall.EROFS}
 	}
-	return b.f.WriteAt(p, off)
+	return b.transfer(p, nil, off, true)
 }
 
 // Flush calls fdatasync: the data and the metadata needed to read it back
 // reach stable storage.
 func (b *File) Flush() error {
-	rc, err := b.f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var syncErr error
-	err = rc.Control(func(fd uintptr) {
-		for {
-			syncErr = unix.Fdatasync(int(fd))
-			if syncErr != unix.EINTR {
-				return
-			}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	err := os.ErrClosed
+	for !b.closed {
+		if err = unix.Fdatasync(b.fd); err != unix.EINTR {
+			break
 		}
-	})
-	if err != nil {
-		return err
 	}
-	if syncErr != nil {
-		return &os.PathError{Op: "fdatasync", Path: b.f.Name(), Err: syncErr}
+	if err != nil {
+		return &os.PathError{Op: "fdatasync", Path: b.f.Name(), Err: err}
 	}
 	return nil
 }
@@ -153,5 +151,14 @@ func (b *File) ID() [IDBytes]byte { return b.id }
 // ReadOnly reports whether the file was opened read-only.
 func (b *File) ReadOnly() bool { return b.readOnly }
 
-// Close closes the file.
-func (b *File) Close() error { return b.f.Close() }
+// Close closes the file once no call is using its descriptor; calls after
+// it fail with os.ErrClosed.
+func (b *File) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return &os.PathError{Op: "close", Path: b.f.Name(), Err: os.ErrClosed}
+	}
+	b.closed = true
+	return b.f.Close()
+}

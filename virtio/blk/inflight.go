@@ -24,10 +24,12 @@ import (
 // without bound. Parsing here, once, lets takeJob see what may merge.
 // The caller holds mu.
 func (d *Device) popAll() error {
-	limit := int(d.queue.Config().Size)
+	limit := int(d.queue.Size())
 	for d.inFlight < limit {
-		c, err := d.queue.Pop(d.mem)
-		if err != nil || c == nil {
+		c := d.takeChain()
+		ok, err := d.queue.PopInto(d.mem, c)
+		if err != nil || !ok {
+			d.chains = append(d.chains, c)
 			return err
 		}
 		req, perr := ParseRequest(c, d.sectors)
@@ -37,11 +39,34 @@ func (d *Device) popAll() error {
 	return nil
 }
 
+// takeChain returns a chain to pop into: one whose request was returned
+// (see recycle), or a new one. The caller holds mu.
+func (d *Device) takeChain() *virtio.Chain {
+	n := len(d.chains)
+	if n == 0 {
+		return new(virtio.Chain)
+	}
+	c := d.chains[n-1]
+	d.chains[n-1] = nil
+	d.chains = d.chains[:n-1]
+	return c
+}
+
+// recycle keeps the chains of entries, whose requests are returned or
+// dropped, for popAll to reuse: PopInto empties a chain before it fills
+// it, so nothing of a request reaches the next one that reuses its chain.
+// The caller holds mu.
+func (d *Device) recycle(entries []entry) {
+	for i := range entries {
+		d.chains = append(d.chains, entries[i].c)
+	}
+}
+
 // dispatch starts a worker for each job that can start, up to d.workers
 // running in all; workers already running take the rest when they finish.
 // The caller holds mu.
 func (d *Device) dispatch() {
-	for d.running < d.workers {
+	for len(d.pending) > 0 && d.running < d.workers {
 		s := d.takeScratch()
 		if !d.takeJob(s) {
 			d.spares = append(d.spares, s)
@@ -127,6 +152,7 @@ func (d *Device) exit(s *scratch) {
 // mu, which signal releases meanwhile.
 func (d *Device) finishJob(s *scratch) {
 	need := d.complete(s.used)
+	d.recycle(s.job)
 	d.release(s)
 	if need {
 		d.signal()
@@ -188,6 +214,7 @@ func (d *Device) record(err error) {
 func (d *Device) quiesce() {
 	d.stopping = true
 	d.inFlight -= len(d.pending)
+	d.recycle(d.pending)
 	clear(d.pending)
 	d.pending = d.pending[:0]
 	for d.running > 0 {

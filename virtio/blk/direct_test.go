@@ -1,0 +1,120 @@
+package blk_test
+
+import (
+	"bytes"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/vmm-dev/vmm/virtio/blk"
+	"golang.org/x/sys/unix"
+)
+
+// The lone-request path as it is now: direct system calls, and chains the
+// device reuses.
+
+// dropCache writes path's pages back and asks the kernel to drop them, so
+// the next read must wait for the disk; it skips the test where the
+// filesystem keeps them (tmpfs). The file must be larger than a page and
+// leave its last page to the probe.
+func dropCache(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	// Probe the last page: a preadv2(RWF_NOWAIT) of it must find it gone.
+	// Pages still in another CPU's LRU batch are not dropped at once, so
+	// ask a few times.
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := make([]byte, 4096)
+	for range 20 {
+		if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+			t.Skipf("fadvise: %v", err)
+		}
+		if _, err = unix.Preadv2(int(f.Fd()), [][]byte{probe}, fi.Size()-4096, unix.RWF_NOWAIT); err == unix.EAGAIN {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Skipf("the filesystem kept the file's pages cached (RWF_NOWAIT read: %v)", err)
+}
+
+// TestFile_TryReadOfUncachedPages_WouldWait: RWF_NOWAIT meets pages that
+// are not in the page cache with EAGAIN, so the try fails, and a plain
+// read then reads them.
+func TestFile_TryReadOfUncachedPages_WouldWait(t *testing.T) {
+	content := pattern(64*blk.SectorSize, 8)
+	path := tempDisk(t, content)
+	dropCache(t, path)
+	f := openDisk(t, path, false)
+	got := make([]byte, 4096)
+	if f.TryReadvAt([][]byte{got}, 0) {
+		t.Fatal("TryReadvAt of uncached pages succeeded")
+	}
+	if n, err := f.ReadvAt([][]byte{got}, 0); n != len(got) || err != nil || !bytes.Equal(got, content[:4096]) {
+		t.Errorf("ReadvAt after the failed try = %d, %v", n, err)
+	}
+}
+
+// TestNotify_LoneReadOfUncachedPages_RunsOnAWorker: the device's inline
+// try of a read the cache cannot serve fails (EAGAIN), and a worker reads
+// it: the guest gets the data and OK.
+func TestNotify_LoneReadOfUncachedPages_RunsOnAWorker(t *testing.T) {
+	content := pattern(64*blk.SectorSize, 9)
+	path := tempDisk(t, content)
+	dropCache(t, path)
+	r := newRig(t, openDisk(t, path, false), blk.Options{}, blk.FeatureFlush)
+	data, status, _ := r.run(blk.TypeIn, 16, nil, 4*blk.SectorSize)
+	if status != blk.StatusOK || !bytes.Equal(data, content[16*blk.SectorSize:20*blk.SectorSize]) {
+		t.Errorf("status %d, data equal %v", status, bytes.Equal(data, content[16*blk.SectorSize:20*blk.SectorSize]))
+	}
+}
+
+// TestNotify_ReusedChainsKeepNothingOfEarlierRequests: requests of every
+// shape one after the other, so each pops into the chain the one before
+// it returned: one with more buffers than a chain holds inline, then
+// smaller ones. Each gets its own data and status, and its used length
+// counts its own writable bytes only.
+func TestNotify_ReusedChainsKeepNothingOfEarlierRequests(t *testing.T) {
+	disk := newMemDisk(64)
+	r := newRig(t, disk, blk.Options{Workers: 1}, blk.FeatureFlush)
+	const ss = blk.SectorSize
+	// A write of five data buffers and a status.
+	out := pattern(5*ss, 3)
+	head := r.drv.AddChain([][]byte{header(blk.TypeOut, 2), out[:ss], out[ss : 2*ss], out[2*ss : 3*ss], out[3*ss : 4*ss], out[4*ss:]}, []int{1})
+	r.notify()
+	if u := r.used(1)[0]; u.ID != uint32(head) || u.Len != 1 {
+		t.Fatalf("write: used %+v", u)
+	}
+	if _, status := r.result(head); status != blk.StatusOK {
+		t.Fatalf("write: status %d", status)
+	}
+	// A read in three writable buffers and a status.
+	head = r.drv.AddChain([][]byte{header(blk.TypeIn, 3)}, []int{100, ss - 100, ss, 1})
+	r.notify()
+	if u := r.used(1)[0]; u.ID != uint32(head) || u.Len != 2*ss+1 {
+		t.Errorf("read: used %+v, want len %d", u, 2*ss+1)
+	}
+	if data, status := r.result(head); status != blk.StatusOK || !bytes.Equal(data, out[ss:3*ss]) {
+		t.Errorf("read: status %d, data equal %v", status, bytes.Equal(data, out[ss:3*ss]))
+	}
+	// A flush: header and status only.
+	if _, status, n := r.run(blk.TypeFlush, 0, nil, 0); status != blk.StatusOK || n != 1 {
+		t.Errorf("flush: status %d, used len %d", status, n)
+	}
+	// A one-buffer read, and a GET_ID.
+	if data, status, n := r.run(blk.TypeIn, 6, nil, ss); status != blk.StatusOK || n != ss+1 || !bytes.Equal(data, out[4*ss:]) {
+		t.Errorf("last read: status %d, used len %d", status, n)
+	}
+	if data, status, n := r.run(blk.TypeGetID, 0, nil, blk.IDBytes); status != blk.StatusOK || n != blk.IDBytes+1 || !bytes.Equal(data, disk.id[:]) {
+		t.Errorf("GET_ID: status %d, used len %d, id %q", status, n, data)
+	}
+}
