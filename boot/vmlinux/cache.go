@@ -47,6 +47,58 @@ type layoutFile struct {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// CacheError says the cache could not keep a decompressed kernel (no
+// cache directory, a read-only or full disk): the kernel itself is fine,
+// and Temporary can still unpack it.
+type CacheError struct {
+	Dir string
+	Err error
+}
+
+func (e *CacheError) Error() string {
+	return fmt.Sprintf("cache the decompressed kernel in %s: %v", e.Dir, e.Err)
+}
+
+func (e *CacheError) Unwrap() error { return e.Err }
+
+// Temporary is Cache without the cache: it decompresses the bzImage at
+// kernelPath into a new file in dir, which the caller removes once it has
+// the file open. It is for when the cache cannot be written.
+func Temporary(kernelPath, dir string) (imagePath string, layout *boot.Vmlinux, err error) {
+	k, err := os.Open(kernelPath)
+	if err != nil {
+		return "", nil, err
+	}
+	defer k.Close()
+	st, err := k.Stat()
+	if err != nil {
+		return "", nil, err
+	}
+	image, err := Extract(k, st.Size())
+	if err != nil {
+		return "", nil, err
+	}
+	v, err := Parse(image)
+	if err != nil {
+		return "", nil, err
+	}
+	f, err := os.CreateTemp(dir, "vmm-vmlinux-")
+	if err != nil {
+		return "", nil, fmt.Errorf("write the decompressed kernel: %w", err)
+	}
+	if _, err := f.Write(image); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "", nil, fmt.Errorf("write the decompressed kernel: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return "", nil, fmt.Errorf("write the decompressed kernel: %w", err)
+	}
+	v.Image = nil
+	return f.Name(), v, nil
+}
+
 // Cache returns the decompressed kernel of the bzImage at kernelPath, from
 // the cache under cacheDir (images.CacheDir's, normally), decompressing and
 // adding it when it is not there: imagePath is the cached vmlinux and
@@ -95,7 +147,7 @@ func (c cache) get(kernelPath string) (string, *boot.Vmlinux, error) {
 		return "", nil, err
 	}
 	if err := c.publish(entry, key, image, v); err != nil {
-		return "", nil, fmt.Errorf("cache the decompressed kernel in %s: %w", c.dir, err)
+		return "", nil, &CacheError{Dir: c.dir, Err: err}
 	}
 	v.Image = nil
 	return filepath.Join(entry, imageName), v, nil

@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/pflag"
 
@@ -27,12 +29,7 @@ func runVmlinux(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "vmm-images vmlinux: want one KERNEL, a bzImage")
 		return vmm.StatusUsage
 	}
-	var reply container.VmlinuxReply
-	if dir, err := images.CacheDir(); err != nil {
-		reply = container.NewVmlinuxReply("", nil, err)
-	} else {
-		reply = container.NewVmlinuxReply(vmlinux.Cache(fs.Arg(0), dir))
-	}
+	reply := unpack(fs.Arg(0), stderr)
 	if err := json.NewEncoder(stdout).Encode(reply); err != nil {
 		fmt.Fprintf(stderr, "vmm-images vmlinux: %v\n", err)
 		return 1
@@ -41,4 +38,24 @@ func runVmlinux(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// unpack decompresses kernel through the cache or, when the cache cannot
+// be used (no HOME, a read-only or full disk), into a temporary file the
+// VM process removes once it has it open, with a warning: a boot without
+// a cache is slower only on the next boot.
+func unpack(kernel string, stderr io.Writer) container.VmlinuxReply {
+	dir, err := images.CacheDir()
+	if err == nil {
+		image, layout, cerr := vmlinux.Cache(kernel, dir)
+		var ce *vmlinux.CacheError
+		if !errors.As(cerr, &ce) {
+			return container.NewVmlinuxReply(image, layout, cerr)
+		}
+		err = cerr
+	}
+	fmt.Fprintf(stderr, "vmm-images vmlinux: warning: %v; unpacking the kernel without the cache\n", err)
+	reply := container.NewVmlinuxReply(vmlinux.Temporary(kernel, os.TempDir()))
+	reply.Temporary = reply.Error == ""
+	return reply
 }

@@ -100,6 +100,52 @@ func TestVmlinux_RepliesWithTheCachedImage(t *testing.T) {
 	}
 }
 
+// Without a usable cache (no HOME, a read-only disk) the kernel is still
+// unpacked, into a temporary file the reply says to remove, with a
+// warning; a corrupt kernel is still an error.
+func TestVmlinux_NoCache_TemporaryImage(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	elf := minimalELF(bytes.Repeat([]byte{0x90}, 0x2000))
+	kernel := writeKernel(t, gzipped(t, elf))
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, env := range map[string]map[string]string{
+		"no HOME":            {"XDG_CACHE_HOME": "", "HOME": ""},
+		"cache not writable": {"XDG_CACHE_HOME": notADir},
+	} {
+		t.Run(name, func(t *testing.T) {
+			for k, v := range env {
+				t.Setenv(k, v)
+			}
+			var out, errb bytes.Buffer
+			code := dispatch([]string{"vmlinux", kernel}, strings.NewReader(""), &out, &errb)
+			var reply container.VmlinuxReply
+			if err := json.Unmarshal(out.Bytes(), &reply); err != nil {
+				t.Fatal(err)
+			}
+			if code != 0 || !reply.Temporary || reply.Layout == nil || filepath.Dir(reply.Image) != tmp {
+				t.Fatalf("status %d, reply %+v; want a temporary image in %s", code, reply, tmp)
+			}
+			defer os.Remove(reply.Image)
+			if got, _ := os.ReadFile(reply.Image); !bytes.Equal(got, elf) {
+				t.Error("temporary image is not the ELF")
+			}
+			if !strings.Contains(errb.String(), "warning") {
+				t.Errorf("stderr %q, want a warning", errb.String())
+			}
+		})
+	}
+	t.Setenv("XDG_CACHE_HOME", notADir)
+	corrupt := gzipped(t, elf)
+	corrupt[len(corrupt)/2] ^= 0x55
+	if code, reply := vmlinuxReply(t, writeKernel(t, corrupt)); code != 1 || reply.Temporary || reply.Image != "" {
+		t.Errorf("corrupt kernel without a cache: status %d, reply %+v", code, reply)
+	}
+}
+
 // A kernel the host cannot unpack is flagged so vmm falls back; a corrupt
 // one is an error, word for word, without the flag.
 func TestVmlinux_Errors(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -30,6 +31,9 @@ type VmlinuxReply struct {
 	// unpack, so the guest must decompress it itself: FallbackCompression
 	// or FallbackNoPayload.
 	Fallback string `json:",omitempty"`
+	// Temporary says Image is not in the cache (it could not be written)
+	// but a file of its own, which the VM process removes once open.
+	Temporary bool `json:",omitempty"`
 }
 
 // The values of VmlinuxReply.Fallback and the boot sentinels they stand for.
@@ -126,7 +130,8 @@ func runVmlinux(ctx context.Context, tool, kernelPath string) (*boot.Vmlinux, fu
 	var out, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, tool, "vmlinux", "--", kernelPath)
 	cmd.Stdout = &out
-	cmd.Stderr = &stderr
+	// Its warnings (a cache it could not use) are the user's to see.
+	cmd.Stderr = io.MultiWriter(&stderr, os.Stderr)
 	runErr := cmd.Run()
 	var reply VmlinuxReply
 	if out.Len() > maxVmlinuxReply {
@@ -145,6 +150,9 @@ func runVmlinux(ctx context.Context, tool, kernelPath string) (*boot.Vmlinux, fu
 		return nil, nil, fmt.Errorf("%s vmlinux: %v, and no image in the reply", tool, runErr)
 	}
 	f, err := os.Open(reply.Image)
+	if reply.Temporary {
+		os.Remove(reply.Image) // the open file keeps it until it is closed
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("open the decompressed kernel: %w", err)
 	}

@@ -87,6 +87,31 @@ func TestRunVmlinux_OpensTheCachedImage(t *testing.T) {
 	}
 }
 
+// A temporary image (no cache) is removed as soon as it is open; the open
+// file still reads; a cached one is left in place.
+func TestRunVmlinux_TemporaryImageRemovedOnceOpen(t *testing.T) {
+	for _, temporary := range []bool{true, false} {
+		image := filepath.Join(t.TempDir(), "vmm-vmlinux-1")
+		if err := os.WriteFile(image, []byte("0123456789abcdef"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		layout := boot.Vmlinux{ImageSize: 16}
+		b, _ := json.Marshal(VmlinuxReply{Image: image, Layout: &layout, Temporary: temporary})
+		v, release, err := runVmlinux(t.Context(), fakeVmlinuxTool(t, string(b), 0), "/k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(image); os.IsNotExist(err) != temporary {
+			t.Errorf("temporary %v: image exists after open: %v", temporary, err == nil)
+		}
+		got := make([]byte, 4)
+		if _, err := v.Image.ReadAt(got, 0); err != nil || string(got) != "0123" {
+			t.Errorf("temporary %v: reads %q, %v", temporary, got, err)
+		}
+		release()
+	}
+}
+
 // The image size is the file's, not the reply's: boot.Load checks the
 // layout against what it will read.
 func TestRunVmlinux_ImageSizeIsTheFiles(t *testing.T) {
