@@ -336,17 +336,25 @@ func waitEchoReply(conn net.PacketConn, id, seq uint16, deadline time.Time) bool
 
 // fetchInNetns connects to addr from inside ns and reads until the guest
 // closes the connection.
+// dialAttempt bounds one TCP connect in fetchInNetns.
+const dialAttempt = 2 * time.Second
+
 func fetchInNetns(ns string, addr netip.AddrPort, timeout time.Duration) ([]byte, error) {
 	var got []byte
 	err := inNetns(ns, func() error {
 		// A dial can fail for a moment after the guest answered a ping (a
 		// neighbour entry being revalidated gives EHOSTUNREACH): retry
-		// until the deadline.
+		// until the deadline. Each attempt is short: a SYN lost while an
+		// emulated guest is slow is otherwise resent only after the
+		// kernel's backoff (1, 3, 7, 15, 31 s), past the deadline.
 		deadline := time.Now().Add(timeout)
-		conn, err := net.DialTimeout("tcp4", addr.String(), timeout)
+		dial := func() (net.Conn, error) {
+			return net.DialTimeout("tcp4", addr.String(), max(min(dialAttempt, time.Until(deadline)), time.Millisecond)) // 0 would mean no timeout
+		}
+		conn, err := dial()
 		for err != nil && time.Now().Before(deadline) {
 			time.Sleep(200 * time.Millisecond)
-			conn, err = net.DialTimeout("tcp4", addr.String(), time.Until(deadline))
+			conn, err = dial()
 		}
 		if err != nil {
 			return err
