@@ -66,16 +66,7 @@ func BenchmarkBlkModel(b *testing.B) {
 	for _, p := range blkModelPatterns() {
 		b.Run(fmt.Sprintf("%s/%dKiB/depth=%d", p.op(), p.size>>10, p.depth), func(b *testing.B) {
 			p.n = b.N
-			d, err := newBlkDriver(b, path, p)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer d.close()
-			b.ReportAllocs()
-			b.ResetTimer()
-			if _, err := d.run(); err != nil {
-				b.Fatal(err)
-			}
+			benchDriver(b, func() (*blkDriver, error) { return newBlkDriver(b, path, p) })
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 		})
 	}
@@ -94,17 +85,23 @@ func BenchmarkBlkModelFixedCost(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("%s/%dKiB", p.op(), p.size>>10), func(b *testing.B) {
 			p.n = b.N
-			d, err := newBlkDriverOn(b, nullDisk{}, func() error { return nil }, p)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer d.close()
-			b.ReportAllocs()
-			b.ResetTimer()
-			if _, err := d.run(); err != nil {
-				b.Fatal(err)
-			}
+			benchDriver(b, func() (*blkDriver, error) { return newBlkDriverOn(b, nullDisk{}, func() error { return nil }, p) })
 		})
+	}
+}
+
+// benchDriver makes a driver and times its run of b.N requests, set-up
+// excluded.
+func benchDriver(b *testing.B, newDriver func() (*blkDriver, error)) {
+	d, err := newDriver()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	if _, err := d.run(); err != nil {
+		b.Fatal(err)
 	}
 }
 
