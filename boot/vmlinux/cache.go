@@ -47,12 +47,21 @@ type layoutFile struct {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// CacheError says the cache could not keep a decompressed kernel (no
-// cache directory, a read-only or full disk): the kernel itself is fine,
-// and Temporary can still unpack it.
+// CacheError says the cache could not keep a decompressed kernel (a
+// read-only or full disk): the kernel itself is fine, and its Temporary
+// writes what was decompressed somewhere else.
 type CacheError struct {
 	Dir string
 	Err error
+
+	image  []byte
+	layout *boot.Vmlinux
+}
+
+// Temporary writes the kernel the cache could not keep into a new file in
+// dir, as the package's Temporary does, without decompressing it again.
+func (e *CacheError) Temporary(dir string) (imagePath string, layout *boot.Vmlinux, err error) {
+	return writeTemporary(dir, e.image, e.layout)
 }
 
 func (e *CacheError) Error() string {
@@ -82,16 +91,21 @@ func Temporary(kernelPath, dir string) (imagePath string, layout *boot.Vmlinux, 
 	if err != nil {
 		return "", nil, err
 	}
+	return writeTemporary(dir, image, v)
+}
+
+// writeTemporary writes image to a new file in dir and returns its path and
+// v without an Image: the caller opens the file (and removes it).
+func writeTemporary(dir string, image []byte, v *boot.Vmlinux) (string, *boot.Vmlinux, error) {
 	f, err := os.CreateTemp(dir, "vmm-vmlinux-")
 	if err != nil {
 		return "", nil, fmt.Errorf("write the decompressed kernel: %w", err)
 	}
-	if _, err := f.Write(image); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return "", nil, fmt.Errorf("write the decompressed kernel: %w", err)
+	_, err = f.Write(image)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := f.Close(); err != nil {
+	if err != nil {
 		os.Remove(f.Name())
 		return "", nil, fmt.Errorf("write the decompressed kernel: %w", err)
 	}
@@ -147,7 +161,7 @@ func (c cache) get(kernelPath string) (string, *boot.Vmlinux, error) {
 		return "", nil, err
 	}
 	if err := c.publish(entry, key, image, v); err != nil {
-		return "", nil, &CacheError{Dir: c.dir, Err: err}
+		return "", nil, &CacheError{Dir: c.dir, Err: err, image: image, layout: v}
 	}
 	v.Image = nil
 	return filepath.Join(entry, imageName), v, nil

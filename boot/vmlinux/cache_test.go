@@ -76,6 +76,34 @@ func TestCache_HitDoesNotDecompress(t *testing.T) {
 	}
 }
 
+// A cache that cannot be written is a CacheError that still holds what
+// was decompressed: its Temporary writes that, without decompressing again.
+func TestCache_Unwritable_TemporaryWithoutDecompressingAgain(t *testing.T) {
+	kernel, elf := writeKernel(t)
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	c := countingCache(notADir, &calls)
+	_, _, err := c.get(kernel)
+	var ce *CacheError
+	if !errors.As(err, &ce) {
+		t.Fatalf("get on an unwritable cache: %v, want a CacheError", err)
+	}
+	tmp := t.TempDir()
+	path, layout, err := ce.Temporary(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(path) != tmp || calls.Load() != 1 {
+		t.Fatalf("temporary image %s, %d decompressions; want one in %s and 1", path, calls.Load(), tmp)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, elf) || layout == nil || layout.ImageSize != int64(len(elf)) {
+		t.Errorf("temporary image of %d bytes, layout %+v; want the ELF's %d", len(got), layout, len(elf))
+	}
+}
+
 // The key is the bzImage's content, not its path.
 func TestCache_KeyedOnContent(t *testing.T) {
 	kernel, _ := writeKernel(t)

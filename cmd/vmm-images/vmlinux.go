@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/vmm-dev/vmm/boot"
 	"github.com/vmm-dev/vmm/boot/vmlinux"
 	"github.com/vmm-dev/vmm/images"
 	"github.com/vmm-dev/vmm/vmm"
@@ -45,17 +46,26 @@ func runVmlinux(args []string, stdout, stderr io.Writer) int {
 // VM process removes once it has it open, with a warning: a boot without
 // a cache is slower only on the next boot.
 func unpack(kernel string, stderr io.Writer) container.VmlinuxReply {
+	var image string
+	var layout *boot.Vmlinux
 	dir, err := images.CacheDir()
 	if err == nil {
-		image, layout, cerr := vmlinux.Cache(kernel, dir)
+		image, layout, err = vmlinux.Cache(kernel, dir)
 		var ce *vmlinux.CacheError
-		if !errors.As(cerr, &ce) {
-			return container.NewVmlinuxReply(image, layout, cerr)
+		if !errors.As(err, &ce) {
+			return container.NewVmlinuxReply(image, layout, err)
 		}
-		err = cerr
+		warnNoCache(stderr, err)
+		image, layout, err = ce.Temporary(os.TempDir()) // what Cache decompressed
+	} else {
+		warnNoCache(stderr, err)
+		image, layout, err = vmlinux.Temporary(kernel, os.TempDir())
 	}
-	fmt.Fprintf(stderr, "vmm-images vmlinux: warning: %v; unpacking the kernel without the cache\n", err)
-	reply := container.NewVmlinuxReply(vmlinux.Temporary(kernel, os.TempDir()))
-	reply.Temporary = reply.Error == ""
+	reply := container.NewVmlinuxReply(image, layout, err)
+	reply.Temporary = err == nil
 	return reply
+}
+
+func warnNoCache(stderr io.Writer, err error) {
+	fmt.Fprintf(stderr, "vmm-images vmlinux: warning: %v; unpacking the kernel without the cache\n", err)
 }
