@@ -62,6 +62,13 @@ type Config struct {
 	// only in a process that is a VMM from then on, as the vmm command
 	// is.
 	Seccomp bool
+
+	// WhileKVMSetup, if set, runs once on New's goroutine while KVM's
+	// half of the set-up (the irqchip and vCPUs) finishes, for start-up
+	// work of the caller's that needs no Machine: the vmm command
+	// subscribes to its stop signals there, which costs a runtime thread.
+	// It runs only if New gets that far.
+	WhileKVMSetup func()
 }
 
 // Disk is a file-backed virtio-blk disk.

@@ -56,10 +56,11 @@ const (
 	lapicDeliveryNMI    = 0x400
 )
 
-// setupVCPU gives a vCPU its CPUID, MSRs, FPU and local APIC state. The boot
-// processor also gets the boot protocol's entry state; the others stay in
-// wait-for-SIPI, as on real hardware, until the guest starts them.
-func setupVCPU(c *kvm.VCPU, supported []kvm.CPUIDEntry, entry *boot.EntryState) error {
+// setupVCPU gives a vCPU its CPUID, MSRs, FPU and local APIC state. New
+// then gives the boot processor the boot protocol's entry state
+// (setEntryState); the others stay in wait-for-SIPI, as on real hardware,
+// until the guest starts them.
+func setupVCPU(c *kvm.VCPU, supported []kvm.CPUIDEntry) error {
 	if err := c.SetCPUID(vcpuCPUID(supported, c.ID())); err != nil {
 		return err
 	}
@@ -69,13 +70,7 @@ func setupVCPU(c *kvm.VCPU, supported []kvm.CPUIDEntry, entry *boot.EntryState) 
 	if err := c.SetFPU(kvm.FPU{FCW: fpuControlWordDefault, MXCSR: mxcsrDefault}); err != nil {
 		return err
 	}
-	if err := routeLegacyInterrupts(c); err != nil {
-		return err
-	}
-	if entry == nil {
-		return nil
-	}
-	return setEntryState(c, entry)
+	return routeLegacyInterrupts(c)
 }
 
 // routeLegacyInterrupts makes LINT0 deliver the 8259 PIC's interrupts

@@ -116,50 +116,59 @@ func New(cfg Config) (_ *Machine, err error) {
 	}
 	startuptrace.Mark("kvm-open")
 	m.undo.add(m.sys.Close)
-	// KVM_GET_SUPPORTED_CPUID is one of the slower set-up calls; ask while
-	// memory, kernel and devices are set up.
-	cpuid := m.prefetchCPUID()
-	if m.vm, err = m.sys.CreateVM(); err != nil {
-		return nil, err
+	// KVM's half of the set-up runs beside the VMM's own (see vmsetup.go).
+	// From here every path calls setup.wait before returning.
+	setup := m.startVMSetup()
+	err = m.createVM()
+	setup.proceed(err == nil)
+	var entry *boot.EntryState
+	if err == nil {
+		entry, err = m.loadKernel()
 	}
-	startuptrace.Mark("create-vm")
-	m.undo.add(m.vm.Close)
-	if err := checkVCPULimit(m.cfg.CPUs, m.vm.CheckExtension(kvm.KVM_CAP_MAX_VCPUS)); err != nil {
-		return nil, err
+	if err == nil {
+		startuptrace.Mark("load-kernel")
+		err = m.setupDevices()
 	}
-	if err := m.setupMemory(); err != nil {
-		return nil, err
+	if err == nil {
+		startuptrace.Mark("devices")
+		err = m.setupACPI()
 	}
-	startuptrace.Mark("memory")
-	entry, err := m.loadKernel()
+	if err == nil {
+		startuptrace.Mark("acpi")
+		if m.cfg.WhileKVMSetup != nil {
+			m.cfg.WhileKVMSetup()
+		}
+	}
+	if verr := setup.wait(m); err == nil {
+		err = verr
+	}
 	if err != nil {
 		return nil, err
 	}
-	startuptrace.Mark("load-kernel")
-	if err := m.setupIRQChip(); err != nil {
-		return nil, err
-	}
-	startuptrace.Mark("irqchip")
-	if err := m.setupDevices(); err != nil {
-		return nil, err
-	}
-	startuptrace.Mark("devices")
-	if err := m.setupACPI(); err != nil {
-		return nil, err
-	}
-	startuptrace.Mark("acpi")
+	startuptrace.Mark("vm-ready")
+	m.tids = make([]atomic.Int32, m.cfg.CPUs)
 	if err := m.addConfiguredVirtio(); err != nil {
 		return nil, err
 	}
 	startuptrace.Mark("virtio")
-	if err := m.setupVCPUs(entry, cpuid); err != nil {
-		return nil, err
+	if err := setEntryState(m.vcpus[0], entry); err != nil {
+		return nil, fmt.Errorf("set up vCPU 0: %w", err)
 	}
 	startuptrace.Mark("vcpus")
 	return m, nil
 }
 
-func (m *Machine) setupMemory() error {
+// createVM creates the VM and maps the guest's RAM, which the KVM half of
+// set-up registers.
+func (m *Machine) createVM() (err error) {
+	if m.vm, err = m.sys.CreateVM(); err != nil {
+		return err
+	}
+	startuptrace.Mark("create-vm")
+	m.undo.add(m.vm.Close)
+	if err := checkVCPULimit(m.cfg.CPUs, m.vm.CheckExtension(kvm.KVM_CAP_MAX_VCPUS)); err != nil {
+		return err
+	}
 	layout, err := guestmem.X86Layout(m.cfg.MemoryBytes)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
@@ -168,13 +177,7 @@ func (m *Machine) setupMemory() error {
 		return err
 	}
 	m.undo.add(m.mem.Close)
-	for i, r := range m.mem.HostRegions() {
-		if err := m.vm.SetUserMemoryRegion(kvm.UserspaceMemoryRegion{
-			Slot: uint32(i), GuestPhysAddr: uint64(r.Start), MemorySize: r.Size, UserspaceAddr: uint64(r.HostAddr),
-		}); err != nil {
-			return err
-		}
-	}
+	startuptrace.Mark("memory")
 	return nil
 }
 
@@ -246,27 +249,6 @@ func (m *Machine) loadKernel() (*boot.EntryState, error) {
 	return entry, nil
 }
 
-func (m *Machine) setupIRQChip() error {
-	if err := m.vm.SetTSSAddr(tssAddr); err != nil {
-		return err
-	}
-	if m.vm.CheckExtension(kvm.KVM_CAP_SET_IDENTITY_MAP_ADDR) != 0 {
-		if err := m.vm.SetIdentityMapAddr(identityMapAddr); err != nil {
-			return err
-		}
-	}
-	if err := m.vm.CreateIRQChip(); err != nil {
-		return err
-	}
-	if err := m.vm.CreatePIT2(); err != nil {
-		return err
-	}
-	if m.cfg.Profile.DropLostTicks && m.vm.CheckExtension(kvm.KVM_CAP_REINJECT_CONTROL) != 0 {
-		return m.vm.SetPITReinject(false)
-	}
-	return nil
-}
-
 // irqLine drives one input pin of the in-kernel PIC/IOAPIC.
 type irqLine struct {
 	vm  *kvm.VM
@@ -317,52 +299,6 @@ func afterFunc(d time.Duration, f func()) func() bool { return time.AfterFunc(d,
 func checkVCPULimit(cpus, max int) error {
 	if max > 0 && cpus > max {
 		return fmt.Errorf("%w: %d CPUs, but this host's KVM allows at most %d in a VM; give at most %d", ErrConfig, cpus, max, max)
-	}
-	return nil
-}
-
-// prefetchCPUID asks for KVM_GET_SUPPORTED_CPUID in the background and
-// returns a function that waits for the answer. The System is not closed
-// before the call returns (an undo step waits for it), so the ioctl never
-// reaches a reused descriptor.
-func (m *Machine) prefetchCPUID() func() ([]kvm.CPUIDEntry, error) {
-	var (
-		entries []kvm.CPUIDEntry
-		err     error
-		done    = make(chan struct{})
-	)
-	go func() {
-		defer close(done)
-		entries, err = m.sys.SupportedCPUID()
-	}()
-	m.undo.add(func() error { <-done; return nil })
-	return func() ([]kvm.CPUIDEntry, error) {
-		<-done
-		return entries, err
-	}
-}
-
-func (m *Machine) setupVCPUs(entry *boot.EntryState, cpuid func() ([]kvm.CPUIDEntry, error)) error {
-	supported, err := cpuid()
-	if err != nil {
-		return err
-	}
-	m.cfg.Profile.maskCPUID(supported)
-	m.tids = make([]atomic.Int32, m.cfg.CPUs)
-	for i := 0; i < m.cfg.CPUs; i++ {
-		c, err := m.vm.CreateVCPU(i)
-		if err != nil {
-			return err
-		}
-		m.undo.add(c.Close)
-		m.vcpus = append(m.vcpus, c)
-		e := entry
-		if i != 0 {
-			e = nil
-		}
-		if err := setupVCPU(c, supported, e); err != nil {
-			return fmt.Errorf("set up vCPU %d: %w", i, err)
-		}
 	}
 	return nil
 }

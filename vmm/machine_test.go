@@ -50,8 +50,9 @@ func TestNew_FailingHalfBuilt_ReleasesEverything(t *testing.T) {
 	for _, cfg := range []Config{
 		{Kernel: corrupt, MemoryBytes: 64 << 20, CPUs: 1},                                     // fails loading the kernel
 		{Kernel: good, Initrd: filepath.Join(dir, "missing"), MemoryBytes: 64 << 20, CPUs: 1}, // fails opening the initrd
-		{Kernel: good, MemoryBytes: 64 << 20, CPUs: 1, ExtraPIO: []PIODevice{ // fails on a port clash, after memory and the irqchip
+		{Kernel: good, MemoryBytes: 64 << 20, CPUs: 1, ExtraPIO: []PIODevice{ // fails on a port clash, while KVM's half runs
 			{Name: "clash", Base: 0x3F8, Size: 1, Dev: &recorder{}}}},
+		{Kernel: good, MemoryBytes: 64 << 20, CPUs: 2, Disks: []Disk{{Path: filepath.Join(dir, "missing")}}}, // fails after the vCPUs exist
 	} {
 		m, err := New(cfg)
 		if err == nil {
@@ -64,6 +65,29 @@ func TestNew_FailingHalfBuilt_ReleasesEverything(t *testing.T) {
 	}
 	if _, err := New(Config{Kernel: good, Initrd: filepath.Join(dir, "missing"), MemoryBytes: 64 << 20, CPUs: 1}); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing initrd: %v, want ErrNotExist", err)
+	}
+}
+
+// TestNew_WhileKVMSetup_RunsOnceBeforeNewReturns: the caller's hook runs
+// once, on New's way, and not when New fails before KVM's half starts.
+func TestNew_WhileKVMSetup_RunsOnceBeforeNewReturns(t *testing.T) {
+	requireKVM(t)
+	calls := 0
+	cfg := Config{Kernel: writeGuest(t, []byte{0xEB, 0xFE}), MemoryBytes: 32 << 20, CPUs: 2, WhileKVMSetup: func() { calls++ }}
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	if calls != 1 {
+		t.Fatalf("WhileKVMSetup ran %d times, want 1", calls)
+	}
+	cfg.Kernel = filepath.Join(t.TempDir(), "missing")
+	if _, err := New(cfg); err == nil {
+		t.Fatal("New with a missing kernel succeeded")
+	}
+	if calls != 1 {
+		t.Fatalf("WhileKVMSetup ran for a New that failed loading the kernel (%d calls)", calls)
 	}
 }
 

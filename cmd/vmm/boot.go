@@ -148,6 +148,12 @@ func runBoot(args []string, stdout, stderr io.Writer) int {
 	defer con.restore()
 	cfg.ConsoleIn = con
 
+	// The stop signals are subscribed to while New waits for KVM: the
+	// first signal.Notify starts the runtime's signal thread and waits for
+	// it. One that arrives before the machine exists waits in sigs.
+	sigs := make(chan os.Signal, 2)
+	cfg.WhileKVMSetup = func() { signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM) }
+	defer signal.Stop(sigs)
 	startuptrace.Mark("flags")
 	m, err := vmm.New(cfg)
 	if err != nil {
@@ -157,9 +163,6 @@ func runBoot(args []string, stdout, stderr io.Writer) int {
 	defer m.Close()
 	con.onQuit = func() { m.Stop(vmm.ReasonInterrupted, "console escape Ctrl-A x") }
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
 	go stopOnSignals(m, sigs, o.stopTimeout, stderr)
 
 	if every, err := time.ParseDuration(os.Getenv("VMM_SAMPLE_RIP")); err == nil && every > 0 {
