@@ -115,10 +115,13 @@ func (nullDisk) ReadvAt(bufs [][]byte, off int64) (int, error)  { return total(b
 func (nullDisk) WritevAt(bufs [][]byte, off int64) (int, error) { return total(bufs), nil }
 func (nullDisk) TryReadvAt(bufs [][]byte, off int64) bool       { return true }
 func (nullDisk) TryWritevAt(bufs [][]byte, off int64) bool      { return true }
+func (nullDisk) CanTry(write bool) bool                         { return true }
 func (nullDisk) Flush() error                                   { return nil }
 func (nullDisk) Sectors() uint64                                { return blkModelFile / blk.SectorSize }
 func (nullDisk) ID() [blk.IDBytes]byte                          { return [blk.IDBytes]byte{} }
 func (nullDisk) ReadOnly() bool                                 { return false }
+
+var _ blk.NonBlocking = nullDisk{}
 
 func total(bufs [][]byte) int {
 	n := 0

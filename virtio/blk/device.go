@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/vmm-dev/vmm/guestmem"
 	"github.com/vmm-dev/vmm/virtio"
@@ -73,6 +74,9 @@ type Options struct {
 	// a worker goroutine, or on Notify's (see runInline); calls never
 	// overlap.
 	OnError func(head uint16, err error)
+	// Clock reads a monotonic clock, for timing the blocking transfers
+	// Notify makes itself (see runInline); nil means the host's.
+	Clock func() time.Duration
 }
 
 // Device is a virtio block device (§5.2) with one request queue. The
@@ -82,12 +86,14 @@ type Options struct {
 // Notify hands requests to worker goroutines and returns; they complete
 // in any order (see inflight.go), adjacent ones merged into one transfer
 // and conflicting ones in ring order (merge.go). Reset waits for them. A
-// lone job the backend can serve without waiting Notify runs itself
-// (runInline).
+// lone job on a NonBlocking backend Notify runs itself (runInline): with a
+// try that never waits, or, where the backend cannot try, with the
+// blocking calls while they prove fast.
 type Device struct {
 	backend     Backend
 	vectored    Vectored    // backend, when it takes several buffers a call
 	nonBlocking NonBlocking // backend, when it can try a transfer without waiting
+	clock       func() time.Duration
 	readOnly    bool
 	queueMax    uint16
 	workers     int
@@ -119,6 +125,10 @@ type Device struct {
 	err      error           // what a worker met, for the next Notify
 	spares   []*scratch      // scratch of exited runners, for reuse
 	chains   []*virtio.Chain // chains of returned requests, for popAll to reuse
+	// The blocking transfers runInline makes: how many in a row were
+	// slow, and how many lone jobs are still to go to workers because
+	// they were (see timed).
+	slowRun, slowSkips int
 
 	// completing counts workers whose request is done but not yet
 	// returned; it is raised without mu, so complete can see that
@@ -147,10 +157,16 @@ func New(backend Backend, opts Options) (*Device, error) {
 	}
 	v, _ := backend.(Vectored)
 	nb, _ := backend.(NonBlocking)
+	clock := opts.Clock
+	if clock == nil {
+		epoch := time.Now()
+		clock = func() time.Duration { return time.Since(epoch) } // the monotonic reading only
+	}
 	d := &Device{
 		backend:     backend,
 		vectored:    v,
 		nonBlocking: nb,
+		clock:       clock,
 		readOnly:    opts.ReadOnly || backend.ReadOnly(),
 		queueMax:    size,
 		workers:     workers,
@@ -230,10 +246,11 @@ func (d *Device) Reset() {
 // Notify pops every request the driver has made available and hands them
 // to the workers, which run up to Options.Workers jobs at once and
 // return each as it completes. It does not wait for them, with one
-// exception that never waits for a disk: a lone job (nothing else in
-// flight, and what was popped merges into one) on a NonBlocking backend is
-// tried here first, and returned at once if the host's cache could serve
-// it (see runInline). A request that
+// exception: a lone job (nothing else in flight, and what was popped
+// merges into one) on a NonBlocking backend is tried here first, and
+// returned at once if the host's cache could serve it; where the backend
+// cannot try, a read or write runs here with the blocking calls, unless
+// one of those was recently slow (see runInline). A request that
 // fails gets an error status; only a broken queue (unwrapping to
 // virtio.ErrNeedsReset) or a failed interrupt is returned, here or, when
 // a worker met it, from the next Notify.

@@ -31,7 +31,11 @@ type scratch struct {
 // done drops the job's chains once it is returned, so the scratch keeps
 // nothing of the driver's alive.
 func (s *scratch) done() {
-	clear(s.job)
+	if len(s.job) == 1 {
+		s.job[0] = entry{} // the usual job: stores, where clear calls memclr
+	} else {
+		clear(s.job)
+	}
 	s.job = s.job[:0]
 	clear(s.writers)
 	s.writers = s.writers[:0]
@@ -44,7 +48,11 @@ func (s *scratch) take() [][]byte { return s.bufs[:0] }
 // the device is reset that memory may be unmapped, and a stale pointer
 // into it must not outlive the request.
 func (s *scratch) keep(bufs [][]byte) {
-	clear(bufs)
+	if len(bufs) == 1 {
+		bufs[0] = nil // as in done
+	} else {
+		clear(bufs)
+	}
 	s.bufs = bufs[:0]
 }
 

@@ -50,7 +50,7 @@ type File struct {
 	mu     sync.RWMutex
 	closed bool
 
-	// Set when the filesystem refused RWF_NOWAIT (see TryReadvAt).
+	// Set when the filesystem refused RWF_NOWAIT (see try and CanTry).
 	noTryRead, noTryWrite atomic.Bool
 }
 

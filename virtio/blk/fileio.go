@@ -70,25 +70,23 @@ func (b *File) TryReadvAt(bufs [][]byte, off int64) bool {
 
 // TryWritevAt writes with pwritev2(RWF_NOWAIT). Filesystems that cannot
 // (ext4 refuses buffered RWF_NOWAIT writes with EOPNOTSUPP) are asked
-// once; after that a lone write is made at once with a plain pwrite or
-// pwritev. That can wait (dirty-page throttling, reading in a page a
-// partial write touches, the journal), but only this queue waits, for a
-// write a worker would be waiting on anyway, and the hand-off it saves is
-// the whole gap between the device and the host's own pwrite at one
-// request at a time (0.6 against 0.95 for 64 KiB writes). Firecracker's
-// disk does all of its I/O this way.
+// once; CanTry(true) then reports false, and the device decides how to
+// make the write (see Device.runInline).
 func (b *File) TryWritevAt(bufs [][]byte, off int64) bool {
 	if b.readOnly {
 		return false
 	}
-	if b.try(bufs, off, true, &b.noTryWrite) {
-		return true
+	return b.try(bufs, off, true, &b.noTryWrite)
+}
+
+// CanTry reports whether the host may still take tries of writes (write
+// true) or reads: it stops once it refused RWF_NOWAIT for them (see try).
+// A read-only file's writes are never tried.
+func (b *File) CanTry(write bool) bool {
+	if write {
+		return !b.readOnly && !b.noTryWrite.Load()
 	}
-	if !b.noTryWrite.Load() {
-		return false // RWF_NOWAIT is supported: this write would have waited
-	}
-	n, err := b.WritevAt(bufs, off)
-	return err == nil && n == total(bufs)
+	return !b.noTryRead.Load()
 }
 
 // try makes one RWF_NOWAIT call and reports whether it moved all of bufs:

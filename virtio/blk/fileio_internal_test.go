@@ -225,16 +225,21 @@ func TestFileTry_OneNoWaitCall(t *testing.T) {
 			t.Errorf("%d calls after %v, want the first only", len(fake.log()), refusal)
 		}
 	}
-	fake := &fakeSys{data: seq(4096)}
+	// A filesystem that refuses RWF_NOWAIT writes (ext4's buffered ones)
+	// is asked once; CanTry then says so for writes only, and the device
+	// makes them with pwrite.
+	fake := &fakeSys{data: seq(4096), errs: []error{unix.EOPNOTSUPP}}
 	b := fakeFile(t, fake)
-	// A write that cannot be tried is made at once, with pwrite for one
-	// buffer.
-	fake.calls = nil
-	fake.errs = []error{unix.EOPNOTSUPP}
-	if !b.TryWritevAt([][]byte{seq(512)}, 0) || !b.TryWritevAt([][]byte{seq(512)}, 512) {
-		t.Error("TryWritevAt failed where RWF_NOWAIT writes are not supported")
+	if !b.CanTry(true) || !b.CanTry(false) {
+		t.Error("CanTry false before any try")
 	}
-	want := []sysCall{{write: true, vector: true, nbufs: 1, flags: unix.RWF_NOWAIT}, {write: true}, {write: true, off: 512}}
+	if b.TryWritevAt([][]byte{seq(512)}, 0) || b.TryWritevAt([][]byte{seq(512)}, 512) {
+		t.Error("TryWritevAt succeeded where RWF_NOWAIT writes are not supported")
+	}
+	if b.CanTry(true) || !b.CanTry(false) {
+		t.Errorf("after EOPNOTSUPP for a write: CanTry(write) %v, CanTry(read) %v; want false, true", b.CanTry(true), b.CanTry(false))
+	}
+	want := []sysCall{{write: true, vector: true, nbufs: 1, flags: unix.RWF_NOWAIT}}
 	if log := fake.log(); !slices.Equal(log, want) {
 		t.Errorf("calls %+v, want %+v", log, want)
 	}

@@ -5,6 +5,12 @@
 // A request is framed by byte counts, not descriptor boundaries (§2.6.4):
 // the first 16 device-readable bytes are the header, the last
 // device-writable byte is the status, and what lies between is the data.
+//
+// Requests run on worker goroutines, several at once (inflight.go), except
+// a lone one, which Notify runs itself to save the hand-off (runInline):
+// tried without waiting where the host allows (RWF_NOWAIT), else with the
+// blocking calls, timed, and handed to workers again for a while once
+// those prove slow, so that a slow disk does not hold up the queue.
 package blk
 
 import (

@@ -15,12 +15,15 @@ type Vectored interface {
 	WritevAt(bufs [][]byte, off int64) (int, error)
 }
 
-// NonBlocking is a Backend that can try a transfer without waiting: from
-// and into the host's page cache, giving up at once where it would wait
-// for the disk (RWF_NOWAIT). The device tries a lone request this way on
-// the goroutine that called Notify, and hands it to a worker only when the
-// try fails: one request at a time served from the cache is where the
-// hand-off costs most.
+// NonBlocking is a Backend over the host's page cache that can try a
+// transfer without waiting: from and into the cache, giving up at once
+// where it would wait for the disk (RWF_NOWAIT). The device tries a lone
+// request this way on the goroutine that called Notify, and hands it to a
+// worker only when the try fails: one request at a time served from the
+// cache is where the hand-off costs most. Where the backend cannot try
+// (CanTry), the device makes the lone request's transfer there with the
+// blocking calls instead, timed, as long as they stay fast (see
+// Device.runInline).
 type NonBlocking interface {
 	// TryReadvAt reads all of bufs from off and reports true, or reports
 	// false, having read none, some or all of them, when it would have
@@ -28,8 +31,12 @@ type NonBlocking interface {
 	// again with ReadAt or ReadvAt.
 	TryReadvAt(bufs [][]byte, off int64) bool
 	// TryWritevAt is TryReadvAt for writes; a false one is written again.
-	// (File's may wait where the filesystem cannot try: see there.)
 	TryWritevAt(bufs [][]byte, off int64) bool
+	// CanTry reports whether tries of writes (write true) or of reads can
+	// succeed at all: false where the host refuses them outright (a
+	// filesystem without RWF_NOWAIT for them), so that every try would
+	// fail without telling whether the transfer would have waited.
+	CanTry(write bool) bool
 }
 
 var (

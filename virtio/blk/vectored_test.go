@@ -86,9 +86,9 @@ func TestFile_VectoredRefusals(t *testing.T) {
 
 // TestFile_Try: a read of cached bytes succeeds at once; one past the end
 // of the file reports false for the device to read it again and fail. A
-// write succeeds, with RWF_NOWAIT or, once the filesystem has refused that
-// (ext4 does), with a plain pwritev, and is on the file; a read-only disk
-// never writes.
+// write with RWF_NOWAIT succeeds and is on the file, or the filesystem
+// refuses it (ext4 does) and CanTry then says writes cannot be tried; a
+// read-only disk never writes.
 func TestFile_Try(t *testing.T) {
 	content := pattern(4*blk.SectorSize, 6)
 	path := tempDisk(t, content)
@@ -106,12 +106,12 @@ func TestFile_Try(t *testing.T) {
 		if ok && !bytes.Equal(readFile(t, path)[:blk.SectorSize], want) {
 			t.Error("TryWritevAt succeeded but the file does not hold the bytes")
 		}
-		if i == 1 && !ok {
-			t.Error("the second TryWritevAt failed")
+		if i == 1 && ok != f.CanTry(true) {
+			t.Errorf("the second TryWritevAt reported %v, CanTry(write) %v", ok, f.CanTry(true))
 		}
 	}
-	if openDisk(t, path, true).TryWritevAt([][]byte{content[:blk.SectorSize]}, 0) {
-		t.Error("TryWritevAt on a read-only disk succeeded")
+	if ro := openDisk(t, path, true); ro.TryWritevAt([][]byte{content[:blk.SectorSize]}, 0) || ro.CanTry(true) {
+		t.Error("a read-only disk tries writes")
 	}
 }
 
@@ -142,14 +142,16 @@ func TestNotify_LoneRequestRunsOnNotify(t *testing.T) {
 
 // tryDisk is a NonBlocking memDisk whose tries fail unless tries is set,
 // a failed read leaving zeros in the buffers, as one that got part-way
-// may leave anything. It counts
-// the tries; tests read the counts while the device is idle.
+// may leave anything; with refuses set, CanTry reports that the host
+// takes no tries at all. It counts the tries; tests read the counts while
+// the device is idle.
 type tryDisk struct {
 	*memDisk
-	tries  bool
-	mu     sync.Mutex
-	tried  int
-	direct int // ReadAt and WriteAt calls
+	tries   bool
+	refuses bool
+	mu      sync.Mutex
+	tried   int
+	direct  int // ReadAt and WriteAt calls
 }
 
 func (d *tryDisk) try(bufs [][]byte, off int64, write bool) bool {
@@ -177,6 +179,7 @@ func (d *tryDisk) try(bufs [][]byte, off int64, write bool) bool {
 
 func (d *tryDisk) TryReadvAt(bufs [][]byte, off int64) bool  { return d.try(bufs, off, false) }
 func (d *tryDisk) TryWritevAt(bufs [][]byte, off int64) bool { return d.try(bufs, off, true) }
+func (d *tryDisk) CanTry(bool) bool                          { return !d.refuses }
 
 func (d *tryDisk) ReadAt(p []byte, off int64) (int, error) {
 	d.mu.Lock()
