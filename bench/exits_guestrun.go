@@ -126,19 +126,28 @@ type guestMetric struct {
 	// AtLeast is the factor of the peer's median the target asks of
 	// vmm, as in "≥ 1.0 × QEMU"; 0 for no target.
 	AtLeast float64
+	// Per names one operation in the notes ("frame"); "" means request.
+	Per string
+}
+
+func (gm guestMetric) per() string {
+	if gm.Per == "" {
+		return "request"
+	}
+	return gm.Per
 }
 
 // guestFigures runs c once and returns each metric's value, then each
 // metric's value by the guest's own PM timer (NaN without one), then the
-// guest's polls per operation (NaN where it prints none), in the form
-// alternate wants.
+// guest's polls and then its kicks per operation (NaN where it prints
+// none), in the form alternate wants.
 func guestFigures(guest string, c guestCmd, metrics []guestMetric) ([]float64, error) {
 	r, err := runGuest(guest, c)
 	if err != nil {
 		return nil, err
 	}
 	n := len(metrics)
-	vals := make([]float64, 3*n)
+	vals := make([]float64, 4*n)
 	for i, gm := range metrics {
 		p, ok := r.Phases[gm.Phase]
 		if !ok {
@@ -151,9 +160,11 @@ func guestFigures(guest string, c guestCmd, metrics []guestMetric) ([]float64, e
 			byGuest.HostTime = p.End.GuestTime
 			vals[n+i] = gm.Value(byGuest)
 		}
-		vals[2*n+i] = na
-		if polls, ok := pollsLine(r.Console, guest, gm.Phase); ok {
-			vals[2*n+i] = float64(polls) / float64(p.End.N)
+		for j, name := range []string{"polls", "kicks"} {
+			vals[(2+j)*n+i] = na
+			if count, ok := countLine(r.Console, guest, gm.Phase, name); ok {
+				vals[(2+j)*n+i] = float64(count) / float64(p.End.N)
+			}
 		}
 	}
 	return vals, nil
@@ -181,7 +192,8 @@ func (g guestSuite) run(e *Env) ([]Result, error) {
 	for i, gm := range g.Metrics {
 		r := Result{Suite: g.Suite, Metric: gm.Metric, Unit: gm.Unit, HigherIsBetter: true,
 			VMM: v[i], Peer: p[i], PeerName: g.Peer,
-			Note: guestClockNote(v[n+i], p[n+i], gm.Unit) + pollsNote(v[2*n+i], p[2*n+i])}
+			Note: guestClockNote(v[n+i], p[n+i], gm.Unit) + countNote("used-ring polls", v[2*n+i], p[2*n+i], gm.per()) +
+				countNote("queue notifications", v[3*n+i], p[3*n+i], gm.per())}
 		if gm.AtLeast > 0 {
 			setAtLeast(&r, gm.AtLeast, "QEMU")
 		}
@@ -206,14 +218,15 @@ func guestClockNote(vmm, peer Sample, unit string) string {
 	return note
 }
 
-// pollsNote gives the medians of the guests' polls per operation, where
-// they count them: the guest's waits for the device, in its own
-// instructions, apart from the time it spends making requests.
-func pollsNote(vmm, peer Sample) string {
+// countNote gives the medians of a count the guests keep per operation,
+// where they keep it: their looks at the used ring (beyond one an
+// operation, the guest waiting for the device, in its own instructions)
+// or their notifications (each an exit).
+func countNote(what string, vmm, peer Sample, per string) string {
 	if len(vmm.Values) == 0 || len(peer.Values) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("; used-ring polls per request: vmm %.1f, peer %.1f", vmm.Median(), peer.Median())
+	return fmt.Sprintf("; %s per %s: vmm %.2f, peer %.2f", what, per, vmm.Median(), peer.Median())
 }
 
 // setAtLeast sets r's target to at least factor times the peer's median

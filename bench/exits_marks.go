@@ -13,7 +13,8 @@ import (
 //
 //	<guest>: <phase> begin
 //	<guest>: <phase> end n=<ops> bytes=<bytes> [us=<µs> [(<rate>/s)]]
-//	<guest>: <phase> polls=<count>      (benchblk: looks at the used ring)
+//	<guest>: <phase> polls=<count>      (benchblk, benchnet: looks at the used ring)
+//	<guest>: <phase> kicks=<count>      (benchnet: queue notifications)
 //
 // us is the guest's own PM-timer measurement, absent on a machine without
 // a PM timer (QEMU microvm). The suites time a phase on the host, from when
@@ -79,10 +80,11 @@ func parseMark(line string) (m mark, ok bool, err error) {
 	return m, true, nil
 }
 
-// pollsLine finds "<guest>: <phase> polls=<count>" in console: how many
-// times benchblk looked at the used ring in the phase.
-func pollsLine(console, guest, phase string) (uint64, bool) {
-	prefix := guest + ": " + phase + " polls="
+// countLine finds "<guest>: <phase> <name>=<count>" in console: a count the
+// guest kept over the phase, such as polls (its looks at the used ring)
+// or kicks (its queue notifications).
+func countLine(console, guest, phase, name string) (uint64, bool) {
+	prefix := guest + ": " + phase + " " + name + "="
 	for line := range strings.Lines(console) {
 		if rest, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), prefix); ok {
 			v, err := strconv.ParseUint(rest, 10, 64)

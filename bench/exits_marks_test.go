@@ -142,15 +142,19 @@ func TestReadConsole_NoDoneLine(t *testing.T) {
 	}
 }
 
-func TestPollsLine(t *testing.T) {
+func TestCountLine(t *testing.T) {
 	console := "benchblk: read-4k end n=2000 bytes=8192000\r\n" +
 		"benchblk: read-4k polls=19000\r\n" +
+		"benchblk: read-4k kicks=2000\r\n" +
 		"benchblk: read-64k polls=x\n"
-	if n, ok := pollsLine(console, "benchblk", "read-4k"); !ok || n != 19000 {
-		t.Errorf("read-4k: %d, %v; want 19000, true", n, ok)
+	if n, ok := countLine(console, "benchblk", "read-4k", "polls"); !ok || n != 19000 {
+		t.Errorf("read-4k polls: %d, %v; want 19000, true", n, ok)
+	}
+	if n, ok := countLine(console, "benchblk", "read-4k", "kicks"); !ok || n != 2000 {
+		t.Errorf("read-4k kicks: %d, %v; want 2000, true", n, ok)
 	}
 	for _, ph := range []string{"read-64k", "write-4k"} {
-		if _, ok := pollsLine(console, "benchblk", ph); ok {
+		if _, ok := countLine(console, "benchblk", ph, "polls"); ok {
 			t.Errorf("%s: found a count", ph)
 		}
 	}

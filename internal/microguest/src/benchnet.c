@@ -44,19 +44,26 @@ static void put_mac(const u8 *m)
 	}
 }
 
+/* polls counts the phase's looks at the used ring and kicks its
+ * notifications: polls beyond one a frame are the guest waiting for the
+ * VMM, and each kick is an exit. */
+static u64 polls, kicks;
+
 static void tx(u64 n, struct bench_clock *c)
 {
 	struct vq *q = &vqs[TXQ];
 	u64 posted = 0, done = 0;
+	polls = kicks = 0;
 	for (u16 i = 0; i < QSIZE && posted < n; i++, posted++) {
 		set_desc(q, i, txbufs[i], NET_HDR + FRAME, 0, 1);
 		vq_publish(q, i);
 	}
 	vq_notify(q);
+	kicks++;
 	while (done < n) {
 		struct virtq_used_elem e;
 		int again = 0;
-		while (vq_used(q, &e)) {
+		while (++polls, vq_used(q, &e)) {
 			if (++done % TICK_EVERY == 0)
 				bench_tick(c);
 			if (posted < n) {
@@ -65,8 +72,10 @@ static void tx(u64 n, struct bench_clock *c)
 				again = 1;
 			}
 		}
-		if (again)
+		if (again) {
 			vq_notify(q);
+			kicks++;
+		}
 	}
 }
 
@@ -76,12 +85,13 @@ static u64 rx(u64 n, struct bench_clock *c)
 	struct vq *q = &vqs[RXQ];
 	struct pm_clock idle;
 	u64 got = 0;
-	u32 polls = 0;
+	u32 idle_polls = 0;
+	polls = kicks = 0;
 	pm_clock_start(&idle);
 	while (got < n) {
 		struct virtq_used_elem e;
 		int again = 0;
-		while (vq_used(q, &e)) {
+		while (++polls, vq_used(q, &e)) {
 			const u8 *f = rxbufs[e.id % QSIZE] + NET_HDR;
 			if (e.len >= NET_HDR + ETH_HLEN && (f[12] << 8 | f[13]) == ETH_TYPE_TEST && ++got % TICK_EVERY == 0)
 				bench_tick(c);
@@ -90,9 +100,10 @@ static u64 rx(u64 n, struct bench_clock *c)
 		}
 		if (again) {
 			vq_notify(q);
+			kicks++;
 			pm_clock_start(&idle);
-			polls = 0;
-		} else if (++polls % 4096 == 0 && (c->have ? pm_clock_ms(&idle) > RX_TIMEOUT_MS : polls >= POLL_LIMIT * 4)) {
+			idle_polls = 0;
+		} else if (++idle_polls % 4096 == 0 && (c->have ? pm_clock_ms(&idle) > RX_TIMEOUT_MS : idle_polls >= POLL_LIMIT * 4)) {
 			uart_puts(GUEST ": rx timeout after ");
 			uart_dec(got);
 			uart_puts(" frames\n");
@@ -100,6 +111,16 @@ static u64 rx(u64 n, struct bench_clock *c)
 		}
 	}
 	return got;
+}
+
+static void put_counts(const char *phase)
+{
+	bench_line(GUEST, phase, " polls=");
+	uart_dec(polls);
+	uart_puts("\n");
+	bench_line(GUEST, phase, " kicks=");
+	uart_dec(kicks);
+	uart_puts("\n");
 }
 
 int main(const u8 *boot_params)
@@ -139,11 +160,14 @@ int main(const u8 *boot_params)
 	bench_begin(&c, GUEST, "tx");
 	tx(n, &c);
 	bench_end(&c, GUEST, "tx", n, n * FRAME);
+	put_counts("tx");
 
 	bench_begin(&c, GUEST, "rx");
 	u64 got = rx(n, &c);
-	if (got == n)
+	if (got == n) {
 		bench_end(&c, GUEST, "rx", n, n * FRAME);
+		put_counts("rx");
+	}
 	vdev_reset(&v, GUEST);
 	uart_puts(GUEST ": done\n");
 	bench_flush();
