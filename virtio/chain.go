@@ -31,21 +31,20 @@ type Chain struct {
 	writable []region // device-writable buffers, in chain order
 	readLen  uint32
 	writeLen uint32
-	// inline holds the buffer lists of the usual chain (a blk request is
-	// a header, data and a status byte; a frame one or two buffers), so
-	// popping one allocates only the Chain.
+	// inline holds the buffers of the usual chain (a blk request is a
+	// header, data and a status byte; a frame one or two buffers), the
+	// readable ones then the writable ones, so popping one allocates only
+	// the Chain.
 	inline [4]region
 }
 
 // reset makes c an empty chain at head, with no buffer of the chain it
-// held before: every length is zero, and the inline regions left behind
-// are past the lists' lengths, where only appends of the new chain's
-// buffers reach them. (Zeroing all of c, pointers and all, cost a tenth
-// of a pop.)
+// held before: both lists are empty and every length is zero. The regions
+// left in inline are out of reach until readChain writes a new chain's
+// over them. (Zeroing all of c, pointers and all, cost a tenth of a pop.)
 func (c *Chain) reset(head uint16) {
 	c.head = head
-	c.readable = c.inline[:0:2]
-	c.writable = c.inline[2:2:4]
+	c.readable, c.writable = nil, nil
 	c.readLen, c.writeLen = 0, 0
 }
 
@@ -70,15 +69,6 @@ func (c *Chain) Writer() *Writer {
 	return &Writer{regions: c.writable, remaining: c.writeLen}
 }
 
-// chainWalk is the state of one walk over a chain: which table it is in
-// and how many descriptors it has visited there.
-type chainWalk struct {
-	table    []byte // the table's host bytes
-	entries  uint32 // descriptors in table
-	indirect bool   // table is an indirect table
-	visited  uint32
-}
-
 // readChain walks the chain starting at head and validates all of it
 // (§2.7.5) before returning it:
 //   - every head and next index is inside its table;
@@ -91,74 +81,94 @@ type chainWalk struct {
 //     (no NEXT), are a non-empty multiple of 16 bytes inside guest memory,
 //     and hold no further indirect descriptors.
 //
-// It empties c and fills it; on an error c holds part of the chain, and
-// the caller empties it.
+// It fills c with the chain, all of it (a chain c held before leaves
+// nothing behind); on an error c may hold parts of either chain, and the
+// caller empties it.
 func (q *Queue) readChain(mem *guestmem.Memory, head uint16, c *Chain) error {
-	c.reset(head)
-	w := chainWalk{table: q.desc, entries: uint32(q.cfg.Size)}
-	// A plain function of its arguments, not a closure over w: that would
-	// move w to the heap on every pop.
-	fail := func(idx uint16, indirect bool, sentinel, cause error) error {
-		return &ChainError{Head: head, Index: idx, Indirect: indirect, Err: sentinel, Cause: cause}
-	}
+	// The walk's state is plain locals, which the compiler can keep in
+	// registers: the table it is in, how many descriptors that holds,
+	// whether it is an indirect table, and how many it has visited there.
+	table, entries, indirect, visited := q.desc, uint32(q.cfg.Size), false, uint32(0)
+	// The regions are gathered in one local slice, in chain order (so the
+	// readable ones first), and c's lists are cut from it at the end,
+	// instead of two slice headers in c being updated per descriptor.
+	regs := c.inline[:0]
+	readable := 0 // how many of regs are readable
 	var readLen, writeLen uint64
 	idx := head
 	for {
-		if uint32(idx) >= w.entries {
-			return fail(idx, w.indirect, w.outOfRange(), nil)
+		if uint32(idx) >= entries {
+			return chainError(head, idx, indirect, outOfRange(indirect, visited), nil)
 		}
-		w.visited++
-		if w.visited > w.entries {
-			return fail(idx, w.indirect, ErrChainLoop, nil)
+		visited++
+		if visited > entries {
+			return chainError(head, idx, indirect, ErrChainLoop, nil)
 		}
-		d := readDescriptor(w.table, idx)
+		d := readDescriptor(table, idx)
 		if d.Flags&DescFIndirect != 0 {
-			if err := q.checkIndirect(&w, d); err != nil {
-				return fail(idx, w.indirect, err, nil)
+			if err := q.checkIndirect(indirect, d); err != nil {
+				return chainError(head, idx, indirect, err, nil)
 			}
-			table, err := mem.Slice(d.Addr, uint64(d.Len))
+			t, err := mem.Slice(d.Addr, uint64(d.Len))
 			if err != nil {
-				return fail(idx, w.indirect, ErrIndirectTableOutOfMemory, err)
+				return chainError(head, idx, indirect, ErrIndirectTableOutOfMemory, err)
 			}
 			// The WRITE flag of the descriptor naming the table is
 			// ignored (§2.7.5.3.2): the table's entries say.
-			w = chainWalk{table: table, entries: d.Len / DescSize, indirect: true}
+			table, entries, indirect, visited = t, d.Len/DescSize, true, 0
 			idx = 0
 			continue
 		}
 		host, err := mem.Slice(d.Addr, uint64(d.Len))
 		if err != nil {
-			return fail(idx, w.indirect, ErrBufferOutOfMemory, err)
+			return chainError(head, idx, indirect, ErrBufferOutOfMemory, err)
 		}
-		r := region{addr: d.Addr, len: d.Len, host: host}
 		if d.Flags&DescFWrite != 0 {
 			writeLen += uint64(d.Len)
-			c.writable = append(c.writable, r)
 		} else {
-			if len(c.writable) > 0 {
-				return fail(idx, w.indirect, ErrReadableAfterWritable, nil)
+			if len(regs) > readable {
+				return chainError(head, idx, indirect, ErrReadableAfterWritable, nil)
 			}
+			readable++
 			readLen += uint64(d.Len)
-			c.readable = append(c.readable, r)
 		}
 		if readLen > math.MaxUint32 || writeLen > math.MaxUint32 {
-			return fail(idx, w.indirect, ErrLengthOverflow, nil)
+			return chainError(head, idx, indirect, ErrLengthOverflow, nil)
 		}
+		// Grow regs by one and fill the new region field by field:
+		// appending a region literal built it on the stack and copied it
+		// in 16-byte loads, which stalled on the 8-byte stores that had
+		// just built it (no store-to-load forwarding).
+		if len(regs) == cap(regs) {
+			regs = append(regs, region{})
+		} else {
+			regs = regs[:len(regs)+1]
+		}
+		r := &regs[len(regs)-1]
+		r.addr, r.len, r.host = d.Addr, d.Len, host
 		if d.Flags&DescFNext == 0 {
 			break
 		}
 		idx = d.Next
 	}
+	c.head = head
+	c.readable, c.writable = regs[:readable:readable], regs[readable:]
 	c.readLen, c.writeLen = uint32(readLen), uint32(writeLen)
 	return nil
 }
 
-// outOfRange is the error for an index past the end of the current table.
-func (w *chainWalk) outOfRange() error {
+// chainError is the error for the descriptor at idx of the chain at head.
+func chainError(head, idx uint16, indirect bool, sentinel, cause error) error {
+	return &ChainError{Head: head, Index: idx, Indirect: indirect, Err: sentinel, Cause: cause}
+}
+
+// outOfRange is the error for an index past the end of the table the
+// walk is in, having visited that many descriptors there.
+func outOfRange(indirect bool, visited uint32) error {
 	switch {
-	case w.indirect:
+	case indirect:
 		return ErrIndirectNextOutOfRange
-	case w.visited == 0:
+	case visited == 0:
 		return ErrHeadOutOfRange
 	default:
 		return ErrNextOutOfRange
@@ -167,9 +177,9 @@ func (w *chainWalk) outOfRange() error {
 
 // checkIndirect checks a descriptor that names an indirect table, all but
 // where the table lies, and returns the rule it breaks.
-func (q *Queue) checkIndirect(w *chainWalk, d Descriptor) error {
+func (q *Queue) checkIndirect(inIndirect bool, d Descriptor) error {
 	switch {
-	case w.indirect:
+	case inIndirect:
 		return ErrNestedIndirect
 	case !q.indirect():
 		return ErrIndirectNotNegotiated

@@ -14,6 +14,15 @@ type Reader struct {
 // Read implements io.Reader. It returns io.EOF once every readable byte
 // has been read.
 func (r *Reader) Read(p []byte) (int, error) {
+	// The usual read (a request's header) lies inside the current buffer.
+	if len(r.regions) > 0 {
+		if b := r.regions[0].host[r.off:]; len(p) <= len(b) {
+			n := copy(p, b)
+			r.off += uint32(n)
+			r.remaining -= uint32(n)
+			return n, nil
+		}
+	}
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -62,6 +71,22 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return n, io.ErrShortWrite
 	}
 	return n, nil
+}
+
+// WriteByte implements io.ByteWriter: it writes b as the next writable
+// byte (a status byte, say), or returns io.ErrShortWrite when none is left.
+func (w *Writer) WriteByte(b byte) error {
+	for len(w.regions) > 0 {
+		if r := w.regions[0].host; int(w.off) < len(r) {
+			r[w.off] = b
+			w.off++
+			w.remaining--
+			w.written++
+			return nil
+		}
+		w.regions, w.off = w.regions[1:], 0
+	}
+	return io.ErrShortWrite
 }
 
 // Remaining is how many writable bytes are left.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
 	"testing"
 
 	"github.com/vmm-dev/vmm/virtio"
@@ -114,6 +115,52 @@ func TestChainWriter_ShortWriteFillsWhatFits(t *testing.T) {
 	}
 }
 
+// TestChainWriter_WriteByte: WriteByte writes the next writable byte,
+// past empty and full buffers, counts it, and fails once none is left.
+func TestChainWriter_WriteByte(t *testing.T) {
+	q, d := newQueue(t, 1<<20, 8, 0)
+	head := d.AddChain([][]byte{[]byte("hdr")}, []int{2, 0, 1})
+	w := mustPop(t, q, d).Writer()
+	if n, err := w.Write([]byte("ab")); n != 2 || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	if err := w.WriteByte('s'); err != nil {
+		t.Fatalf("WriteByte: %v", err)
+	}
+	if w.Written() != 3 || w.Remaining() != 0 {
+		t.Fatalf("Written %d, Remaining %d; want 3, 0", w.Written(), w.Remaining())
+	}
+	if err := w.WriteByte('x'); !errors.Is(err, io.ErrShortWrite) || w.Written() != 3 {
+		t.Fatalf("WriteByte past the end = %v, Written %d; want ErrShortWrite, 3", err, w.Written())
+	}
+	if got := d.Written(head); string(got) != "abs" {
+		t.Fatalf("guest sees %q", got)
+	}
+}
+
+// TestChainReader_ReadsEndingOnBufferBoundaries: reads that end exactly
+// where a buffer does, or inside one, carry on from the right byte.
+func TestChainReader_ReadsEndingOnBufferBoundaries(t *testing.T) {
+	q, d := newQueue(t, 1<<20, 8, 0)
+	d.AddChain([][]byte{[]byte("0123"), []byte("45"), []byte("6789")}, nil)
+	r := mustPop(t, q, d).Reader()
+	var got []string
+	for _, n := range []int{4, 1, 3, 2} {
+		p := make([]byte, n)
+		k, err := r.Read(p)
+		if k != n || err != nil {
+			t.Fatalf("Read(%d bytes) = %d, %v", n, k, err)
+		}
+		got = append(got, string(p))
+	}
+	if want := []string{"0123", "4", "567", "89"}; !slices.Equal(got, want) {
+		t.Fatalf("read %q, want %q", got, want)
+	}
+	if n, err := r.Read(make([]byte, 1)); n != 0 || err != io.EOF || r.Remaining() != 0 {
+		t.Fatalf("Read at the end = %d, %v, %d remaining", n, err, r.Remaining())
+	}
+}
+
 // TestChainWriter_LeavesReadableBuffersAlone: the device writes only into
 // device-writable buffers (§2.7.5.1).
 func TestChainWriter_LeavesReadableBuffersAlone(t *testing.T) {
@@ -131,3 +178,4 @@ func TestChainWriter_LeavesReadableBuffersAlone(t *testing.T) {
 
 var _ io.Reader = (*virtio.Reader)(nil)
 var _ io.Writer = (*virtio.Writer)(nil)
+var _ io.ByteWriter = (*virtio.Writer)(nil)

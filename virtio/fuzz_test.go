@@ -47,11 +47,12 @@ func fuzzInput(sizeExp, features byte, start, writeCap uint16, descs []Descripto
 
 // FuzzQueue lays arbitrary bytes out as a descriptor table, an available
 // ring and buffers, then runs a device over it: Pop every chain, read all
-// it may, write some, AddUsed, NeedsNotification. Nothing may panic, the
-// work must be bounded, errors must be the NEEDS_RESET kind, and the only
-// bytes that change are the used ring and writable buffers of popped
-// chains; the guard bytes around guest memory never change. The committed
-// corpus is in testdata/fuzz/FuzzQueue.
+// it may, write some (with Write and WriteByte), AddUsed,
+// NeedsNotification. Nothing may panic, the work must be bounded, errors
+// must be the NEEDS_RESET kind, and the only bytes that change are the
+// used ring and writable buffers of popped chains; the guard bytes around
+// guest memory never change. The committed corpus is in
+// testdata/fuzz/FuzzQueue.
 func FuzzQueue(f *testing.F) {
 	const start = 65534 // indices about to wrap
 	f.Add(fuzzInput(2, 3, start, 16, []Descriptor{
@@ -168,10 +169,16 @@ func fuzzUseChain(t *testing.T, q *Queue, mem *guestmem.Memory, c *Chain, writeC
 	if n, err := io.CopyN(io.Discard, c.Reader(), want); n != want || err != nil {
 		t.Fatalf("read %d of %d readable bytes: %v", n, want, err)
 	}
+	// Half with Write, the rest a byte at a time, as a status is written.
 	w := c.Writer()
-	n, err := w.Write(bytes.Repeat([]byte{0xee}, writeCap))
-	if uint32(n) != min(uint32(writeCap), c.WritableLen()) || (err != nil) != (n < writeCap) {
-		t.Fatalf("wrote %d of %d into %d writable bytes: %v", n, writeCap, c.WritableLen(), err)
+	n, err := w.Write(bytes.Repeat([]byte{0xee}, writeCap/2))
+	for err == nil && n < writeCap {
+		if err = w.WriteByte(0xee); err == nil {
+			n++
+		}
+	}
+	if uint32(n) != min(uint32(writeCap), c.WritableLen()) || (err != nil) != (n < writeCap) || w.Written() != uint32(n) {
+		t.Fatalf("wrote %d of %d into %d writable bytes (Written %d): %v", n, writeCap, c.WritableLen(), w.Written(), err)
 	}
 	if err := q.AddUsed(mem, c.Head(), w.Written()); err != nil {
 		t.Fatalf("AddUsed: %v", err)

@@ -37,6 +37,12 @@ type Queue struct {
 	inFlight  uint32 // chains popped and not yet returned by AddUsed
 	broken    error
 
+	// availAhead is how many entries past nextAvail the driver had made
+	// available at the last read of avail.idx, which was checked and
+	// followed by a read barrier: Pop takes them without reading idx
+	// again (QEMU's shadow_avail_idx, vhost's avail_idx).
+	availAhead uint16
+
 	// The host bytes of the descriptor table and the two rings, from
 	// mem.Slice when Enable found each inside one region of guest memory:
 	// ring accesses index them, and Go checks every index, instead of
@@ -131,6 +137,7 @@ func (q *Queue) Reset() {
 	q.cfg = Config{}
 	q.ready = false
 	q.nextAvail, q.nextUsed, q.signalled = 0, 0, 0
+	q.availAhead = 0
 	q.inFlight = 0
 	q.broken = nil
 	q.desc, q.avail, q.used = nil, nil, nil
@@ -191,22 +198,10 @@ func (q *Queue) putUsedElem(slot uint64, e UsedElem) {
 	binary.LittleEndian.PutUint32(elem[UsedElemLenOffset:], e.Written)
 }
 
-// pending returns how many entries the driver has made available past the
-// device's position, refusing a jump of more than Queue Size.
-func (q *Queue) pending() (uint16, error) {
-	idx := q.availIdx()
-	n := idx - q.nextAvail // wraps: both are free-running uint16 indices
-	if n > q.cfg.Size {
-		return 0, needsReset{fmt.Errorf("%w: avail.idx %d, device at %d, queue size %d",
-			ErrAvailIdxJump, idx, q.nextAvail, q.cfg.Size)}
-	}
-	return n, nil
-}
-
 // Pop returns the next available descriptor chain, validated whole, or nil
 // when the driver has made nothing new available.
 func (q *Queue) Pop(mem *guestmem.Memory) (*Chain, error) {
-	head, ok, err := q.nextHead(mem)
+	head, ok, err := q.nextHead()
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -224,27 +219,40 @@ func (q *Queue) Pop(mem *guestmem.Memory) (*Chain, error) {
 // without allocating. It reports false when the driver has made nothing
 // new available; then, and on an error, c is left empty.
 func (q *Queue) PopInto(mem *guestmem.Memory, c *Chain) (bool, error) {
-	head, ok, err := q.nextHead(mem)
-	if err == nil && ok {
-		err = q.take(mem, head, c)
+	head, ok, err := q.nextHead()
+	if ok {
+		if err = q.take(mem, head, c); err == nil {
+			return true, nil
+		}
 	}
-	if err != nil || !ok {
-		c.reset(0)
-		return false, err
-	}
-	return true, nil
+	c.reset(0)
+	return false, err
 }
 
 // nextHead returns the head of the next available chain and reports
-// whether there is one.
-func (q *Queue) nextHead(mem *guestmem.Memory) (uint16, bool, error) {
+// whether there is one. It reads avail.idx only once the entries seen at
+// the last read are all taken.
+func (q *Queue) nextHead() (uint16, bool, error) {
 	if err := q.usable(); err != nil {
 		return 0, false, err
 	}
-	n, err := q.pending()
-	if err != nil {
-		return 0, false, q.fail(err)
+	if q.availAhead == 0 {
+		n, err := q.refresh()
+		if err != nil || n == 0 {
+			return 0, false, err
+		}
+		q.availAhead = n
 	}
+	return q.availEntry(uint64(q.nextAvail & (q.cfg.Size - 1))), true, nil
+}
+
+// refresh reads avail.idx and returns how many entries are available
+// past nextAvail, refusing a jump of more than Queue Size; when there are
+// some, the ring entries and descriptors behind them may be read once it
+// returns. With VIRTIO_F_EVENT_IDX and none, it first asks for a
+// notification of the next one (avail_event).
+func (q *Queue) refresh() (uint16, error) {
+	n := q.availIdx() - q.nextAvail // wraps: both are free-running uint16 indices
 	if n == 0 && q.eventIdx() {
 		// §2.7.10: ask for a notification when the driver fills the entry
 		// the device waits on, then look again. The avail_event store must
@@ -252,18 +260,26 @@ func (q *Queue) nextHead(mem *guestmem.Memory) (uint16, bool, error) {
 		// or a buffer added in between could wait forever for a kick.
 		q.setAvailEvent(q.nextAvail)
 		q.barrier()
-		if n, err = q.pending(); err != nil {
-			return 0, false, q.fail(err)
-		}
+		n = q.availIdx() - q.nextAvail
 	}
-	if n == 0 {
-		return 0, false, nil
+	if n > q.cfg.Size {
+		return 0, q.fail(q.availJump(q.nextAvail + n))
 	}
-	// Read barrier: the ring entry and the descriptors it names are read
-	// only after avail.idx says they are there (§2.7.13: the driver
-	// writes them before it updates idx).
-	q.barrier()
-	return q.availEntry(uint64(q.nextAvail & (q.cfg.Size - 1))), true, nil
+	if n != 0 {
+		// Read barrier: the ring entries and the descriptors they name
+		// are read only after avail.idx says they are there (§2.7.13: the
+		// driver writes them before it updates idx). One barrier covers
+		// all n entries.
+		q.barrier()
+	}
+	return n, nil
+}
+
+// availJump is the error for avail.idx at idx, more than Queue Size
+// entries past the device's position.
+func (q *Queue) availJump(idx uint16) error {
+	return needsReset{fmt.Errorf("%w: avail.idx %d, device at %d, queue size %d",
+		ErrAvailIdxJump, idx, q.nextAvail, q.cfg.Size)}
 }
 
 // take reads the chain at head into c and moves past its ring entry.
@@ -272,6 +288,7 @@ func (q *Queue) take(mem *guestmem.Memory, head uint16, c *Chain) error {
 		return q.fail(err)
 	}
 	q.nextAvail++
+	q.availAhead--
 	q.inFlight++
 	return nil
 }

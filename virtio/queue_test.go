@@ -273,6 +273,25 @@ func TestQueuePop_AvailIdxJump_NeedsReset(t *testing.T) {
 	}
 }
 
+// TestQueuePop_AvailIdxReadOncePerBatch: Pop takes the entries one read
+// of avail.idx showed without reading it again, and checks it when it
+// reads it next, once they are taken; a jump is refused then.
+func TestQueuePop_AvailIdxReadOncePerBatch(t *testing.T) {
+	q, d := newQueue(t, 64<<10, 8, 0)
+	first := d.AddChain([][]byte{{1}}, nil)
+	second := d.AddChain([][]byte{{2}}, nil)
+	if c := mustPop(t, q, d); c.Head() != first {
+		t.Fatalf("first Pop: head %d, want %d", c.Head(), first)
+	}
+	d.SetAvailIdx(100) // after the device read 2
+	if c := mustPop(t, q, d); c.Head() != second {
+		t.Fatalf("second Pop: head %d, want %d", c.Head(), second)
+	}
+	if _, err := q.Pop(d.Mem()); !errors.Is(err, virtio.ErrAvailIdxJump) || !errors.Is(err, virtio.ErrNeedsReset) {
+		t.Fatalf("third Pop = %v, want ErrAvailIdxJump and ErrNeedsReset", err)
+	}
+}
+
 func TestQueue_BrokenIsStickyUntilReset(t *testing.T) {
 	q, d := newQueue(t, 64<<10, 8, 0)
 	d.AddChain([][]byte{{1}}, nil)

@@ -269,9 +269,7 @@ func finish(w *virtio.Writer, status byte, s *scratch) error {
 			return err
 		}
 	}
-	b := [StatusSize]byte{status}
-	_, err := w.Write(b[:])
-	return err
+	return w.WriteByte(status)
 }
 
 // zero clears every byte of bufs.
