@@ -4,9 +4,7 @@ import (
 	"encoding/binary"
 	"testing"
 
-	"github.com/vmm-dev/vmm/guestmem"
 	"github.com/vmm-dev/vmm/virtio"
-	"github.com/vmm-dev/vmm/virtio/virtiotest"
 )
 
 // BenchmarkQueue_RequestWork is the virtqueue's part of one blk read with
@@ -17,22 +15,9 @@ import (
 // chain and asks whether to notify.
 func BenchmarkQueue_RequestWork(b *testing.B) {
 	const size = 64
-	mem := guestmem.NewTest(1 << 20)
-	d := virtiotest.New(b, mem, size)
-	hdr, data, status := d.Alloc(16), d.Alloc(4096), d.Alloc(1)
-	d.WriteDesc(0, virtio.Descriptor{Addr: hdr, Len: 16, Flags: virtio.DescFNext, Next: 1})
-	d.WriteDesc(1, virtio.Descriptor{Addr: data, Len: 4096, Flags: virtio.DescFWrite | virtio.DescFNext, Next: 2})
-	d.WriteDesc(2, virtio.Descriptor{Addr: status, Len: 1, Flags: virtio.DescFWrite})
-	cfg := d.Config(virtio.FeatureEventIdx)
+	mem, cfg, q := newBlkShapedQueue(b, size)
 	avail, err := mem.Slice(cfg.AvailRing, virtio.AvailRingSize(size))
 	if err != nil {
-		b.Fatal(err)
-	}
-	q, err := virtio.NewQueue(size)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := q.Enable(mem, cfg); err != nil {
 		b.Fatal(err)
 	}
 	var c virtio.Chain
