@@ -53,14 +53,16 @@ type Interrupt interface {
 // (which returns the bytes it wrote into the chain), returns the chains to
 // the driver, and interrupts it if the ring's notification rules (EVENT_IDX,
 // or the NO_INTERRUPT flag) ask for it. A broken queue ends it with an error
-// that unwraps to ErrNeedsReset.
+// that unwraps to ErrNeedsReset. Every chain is popped into the queue's
+// one Chain (PopInto), so handle must not keep c once it returns.
 func Serve(q *Queue, mem *guestmem.Memory, irq Interrupt, qi int, handle func(*Chain) uint32) error {
+	c := &q.served
 	for {
-		c, err := q.Pop(mem)
+		ok, err := q.PopInto(mem, c)
 		if err != nil {
 			return err
 		}
-		if c == nil {
+		if !ok {
 			break
 		}
 		if err := q.AddUsed(mem, c.Head(), handle(c)); err != nil {

@@ -51,6 +51,8 @@ type Queue struct {
 	// is reset), as it does the buffers a device hands the host.
 	desc, avail, used []byte
 
+	served Chain // Serve's, popped into again for each chain
+
 	fence atomic.Uint32 // target of the RMW that serves as a barrier
 }
 
@@ -141,6 +143,7 @@ func (q *Queue) Reset() {
 	q.inFlight = 0
 	q.broken = nil
 	q.desc, q.avail, q.used = nil, nil, nil
+	q.served = Chain{} // it named the old rings' buffers
 }
 
 func (q *Queue) eventIdx() bool { return q.cfg.Features&FeatureEventIdx != 0 }

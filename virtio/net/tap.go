@@ -32,6 +32,17 @@ type TAP struct {
 	name string
 	f    *os.File
 	rc   syscall.RawConn
+	try  tapTry // TryReadPacket's one read, made without allocating
+}
+
+// tapTry is TryReadPacket's read: its function is made once, so handing
+// it to RawConn.Read allocates nothing per packet. Only the receive
+// goroutine reads (see Backend).
+type tapTry struct {
+	read func(fd uintptr) bool
+	p    []byte
+	n    int
+	err  error
 }
 
 var _ Backend = (*TAP)(nil)
@@ -84,7 +95,12 @@ func setupTAP(fd int, name string) (*TAP, error) {
 		f.Close()
 		return nil, tapError(name, "poll", err)
 	}
-	return &TAP{name: name, f: f, rc: rc}, nil
+	t := &TAP{name: name, f: f, rc: rc}
+	t.try.read = func(fd uintptr) bool {
+		t.try.n, t.try.err = unix.Read(int(fd), t.try.p)
+		return true // one attempt: never wait
+	}
+	return t, nil
 }
 
 // ValidIfName reports whether name can name a network interface: the
@@ -134,12 +150,10 @@ func (t *TAP) ReadPacket(p []byte) (int, error) { return t.f.Read(p) }
 
 // TryReadPacket reads one packet if the TAP has one queued.
 func (t *TAP) TryReadPacket(p []byte) (int, error) {
-	var n int
-	var rerr error
-	err := t.rc.Read(func(fd uintptr) bool {
-		n, rerr = unix.Read(int(fd), p)
-		return true // one attempt: never wait
-	})
+	t.try.p = p
+	err := t.rc.Read(t.try.read)
+	n, rerr := t.try.n, t.try.err
+	t.try.p, t.try.err = nil, nil
 	switch {
 	case err != nil: // closed, or the deadline passed
 		return 0, err
