@@ -67,11 +67,17 @@ func runPrepare(stdin io.Reader, stdout, stderr io.Writer) int {
 			reply.Error = err.Error()
 		}
 	}
+	return writeReply(stdout, stderr, "prepare", reply, reply.Error)
+}
+
+// writeReply writes a command's one JSON reply and returns its status:
+// 1 when the reply carries an error (errText) or could not be written.
+func writeReply(stdout, stderr io.Writer, command string, reply any, errText string) int {
 	if err := json.NewEncoder(stdout).Encode(reply); err != nil {
-		fmt.Fprintf(stderr, "vmm-images prepare: %v\n", err)
+		fmt.Fprintf(stderr, "vmm-images %s: %v\n", command, err)
 		return 1
 	}
-	if reply.Error != "" {
+	if errText != "" {
 		return 1
 	}
 	return 0

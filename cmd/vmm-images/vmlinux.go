@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -31,14 +30,7 @@ func runVmlinux(args []string, stdout, stderr io.Writer) int {
 		return vmm.StatusUsage
 	}
 	reply := unpack(fs.Arg(0), stderr)
-	if err := json.NewEncoder(stdout).Encode(reply); err != nil {
-		fmt.Fprintf(stderr, "vmm-images vmlinux: %v\n", err)
-		return 1
-	}
-	if reply.Error != "" {
-		return 1
-	}
-	return 0
+	return writeReply(stdout, stderr, "vmlinux", reply, reply.Error)
 }
 
 // unpack decompresses kernel through the cache or, when the cache cannot
