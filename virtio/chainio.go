@@ -34,6 +34,24 @@ func (r *Reader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// Skip moves past the next n readable bytes without copying them (a
+// header already parsed) and returns how many it passed: fewer only when
+// fewer remained.
+func (r *Reader) Skip(n uint32) uint32 {
+	n = min(n, r.remaining)
+	r.remaining -= n
+	for left := n; left > 0; {
+		k := min(uint32(len(r.regions[0].host))-r.off, left)
+		if k == 0 {
+			r.regions, r.off = r.regions[1:], 0
+			continue
+		}
+		r.off += k
+		left -= k
+	}
+	return n
+}
+
 // Remaining is how many readable bytes have not been read yet.
 func (r *Reader) Remaining() uint32 { return r.remaining }
 

@@ -36,6 +36,23 @@ func TestChainReader_SpansDescriptors(t *testing.T) {
 	}
 }
 
+// TestChainReader_Skip: Skip passes bytes across buffers (and an empty
+// one) without reading them, and stops at the end.
+func TestChainReader_Skip(t *testing.T) {
+	for skip := 0; skip <= 13; skip++ {
+		q, d := newQueue(t, 1<<20, 8, indirect)
+		d.AddChain([][]byte{[]byte("hel"), {}, []byte("lo, "), []byte("world")}, []int{4})
+		r := mustPop(t, q, d).Reader()
+		if got, want := r.Skip(uint32(skip)), min(skip, 12); int(got) != want {
+			t.Fatalf("Skip(%d) = %d, want %d", skip, got, want)
+		}
+		rest, err := io.ReadAll(r)
+		if err != nil || string(rest) != "hello, world"[min(skip, 12):] {
+			t.Fatalf("after Skip(%d): read %q, %v", skip, rest, err)
+		}
+	}
+}
+
 func TestChainReader_Indirect(t *testing.T) {
 	q, d := newQueue(t, 1<<20, 8, indirect)
 	d.AddIndirectChain([][]byte{[]byte("in"), []byte("direct")}, []int{1})

@@ -104,12 +104,7 @@ func gather(e *entry, w *virtio.Writer, bufs [][]byte, write bool) ([][]byte, ui
 	var n uint32
 	var err error
 	if write {
-		r := e.c.Reader()
-		var hdr [HeaderSize]byte
-		if k, _ := r.Read(hdr[:]); k < HeaderSize { // skip the header
-			return bufs, 0 // unreachable: ParseRequest read it
-		}
-		bufs, n, err = r.Buffers(bufs, e.req.DataLen, room)
+		bufs, n, err = dataReader(e.c).Buffers(bufs, e.req.DataLen, room)
 	} else {
 		bufs, n, err = w.Buffers(bufs, e.req.DataLen, room)
 	}

@@ -81,11 +81,11 @@ func (d *Device) try(e *entry, s *scratch) (uint32, bool) {
 	if err == nil {
 		switch {
 		case req.Type == TypeIn:
-			if !d.tryTransfer(req, c.Reader(), w, s) {
+			if !d.tryTransfer(req, nil, w, s) {
 				return 0, false
 			}
 		case req.Type == TypeOut && !d.readOnly:
-			if d.writeThrough || !d.tryTransfer(req, c.Reader(), nil, s) {
+			if d.writeThrough || !d.tryTransfer(req, dataReader(c), nil, s) {
 				return 0, false
 			}
 		case req.Type == TypeFlush && !d.readOnly:
@@ -98,14 +98,8 @@ func (d *Device) try(e *entry, s *scratch) (uint32, bool) {
 }
 
 // tryTransfer moves req's data with the backend's non-blocking calls:
-// into w for a read, from r after the header for a write (w nil).
+// into w for a read, from r (dataReader) for a write (w nil).
 func (d *Device) tryTransfer(req Request, r *virtio.Reader, w *virtio.Writer, s *scratch) bool {
-	if w == nil {
-		var hdr [HeaderSize]byte
-		if n, _ := r.Read(hdr[:]); n < HeaderSize { // skip the header
-			return false // unreachable: ParseRequest read it
-		}
-	}
 	off := req.Offset()
 	for left := req.DataLen; left > 0; {
 		var bufs [][]byte
@@ -224,11 +218,7 @@ func (d *Device) read(req Request, w *virtio.Writer, s *scratch) error {
 // write writes the request's data, the readable bytes after the header,
 // from the chain's buffers straight to the backend.
 func (d *Device) write(c *virtio.Chain, req Request, s *scratch) error {
-	r := c.Reader()
-	var hdr [HeaderSize]byte
-	if _, err := r.Read(hdr[:]); err != nil { // skip the header
-		return err // unreachable: ParseRequest read it
-	}
+	r := dataReader(c)
 	off := req.Offset()
 	for left := req.DataLen; left > 0; {
 		bufs, n, err := r.Buffers(s.take(), left, maxBufs)

@@ -171,3 +171,11 @@ func Status(err error) byte {
 	}
 	return StatusIOErr
 }
+
+// dataReader reads a request's data: the chain's readable bytes after the
+// header, which ParseRequest has read and checked are there.
+func dataReader(c *virtio.Chain) *virtio.Reader {
+	r := c.Reader()
+	r.Skip(HeaderSize)
+	return r
+}
