@@ -117,14 +117,14 @@ type Device struct {
 	irq          virtio.Interrupt
 	writeThrough bool // VIRTIO_BLK_F_FLUSH not negotiated
 
-	pending  []entry         // popped and parsed, waiting for a worker, in ring order
-	active   []*scratch      // the jobs running, whose extents order later ones (merge.go)
-	inFlight int             // popped and not yet returned: pending or running
-	running  int             // worker goroutines alive, and runInline's job
-	stopping bool            // Reset is waiting for the workers
-	err      error           // what a worker met, for the next Notify
-	spares   []*scratch      // scratch of exited runners, for reuse
-	chains   []*virtio.Chain // chains of returned requests, for popAll to reuse
+	pending  []entry          // popped and parsed, waiting for a worker, in ring order
+	active   []*scratch       // the jobs running, whose extents order later ones (merge.go)
+	inFlight int              // popped and not yet returned: pending or running
+	running  int              // worker goroutines alive, and runInline's job
+	stopping bool             // Reset is waiting for the workers
+	err      error            // what a worker met, for the next Notify
+	spares   []*scratch       // scratch of exited runners, for reuse
+	chains   virtio.ChainPool // chains of returned requests, for popAll to reuse
 	// The blocking transfers runInline makes: how many in a row were
 	// slow, and how many lone jobs are still to go to workers because
 	// they were (see timed).
@@ -236,8 +236,7 @@ func (d *Device) Reset() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.quiesce()
-	clear(d.chains) // they name the old memory; a new one gets new chains
-	d.chains = d.chains[:0]
+	d.chains.Drop() // they name the old memory
 	d.mem, d.queue, d.irq = nil, nil, nil
 	d.writeThrough = false
 	d.inFlight, d.err = 0, nil

@@ -30,10 +30,10 @@ import (
 func (d *Device) popAll() error {
 	limit := int(d.queue.Size())
 	for d.inFlight < limit {
-		c := d.takeChain()
+		c := d.chains.Take()
 		ok, err := d.queue.PopInto(d.mem, c)
 		if err != nil || !ok {
-			d.chains = append(d.chains, c)
+			d.chains.Put(c)
 			return err
 		}
 		req, perr := ParseRequest(c, d.sectors)
@@ -43,26 +43,13 @@ func (d *Device) popAll() error {
 	return nil
 }
 
-// takeChain returns a chain to pop into: one whose request was returned
-// (see recycle), or a new one. The caller holds mu.
-func (d *Device) takeChain() *virtio.Chain {
-	n := len(d.chains)
-	if n == 0 {
-		return new(virtio.Chain)
-	}
-	c := d.chains[n-1]
-	d.chains[n-1] = nil
-	d.chains = d.chains[:n-1]
-	return c
-}
-
 // recycle keeps the chains of entries, whose requests are returned or
 // dropped, for popAll to reuse: PopInto empties a chain before it fills
 // it, so nothing of a request reaches the next one that reuses its chain.
 // The caller holds mu.
 func (d *Device) recycle(entries []entry) {
 	for i := range entries {
-		d.chains = append(d.chains, entries[i].c)
+		d.chains.Put(entries[i].c)
 	}
 }
 

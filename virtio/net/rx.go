@@ -44,7 +44,7 @@ type receiver struct {
 	gathered []*virtio.Chain
 	used     []virtio.UsedElem // scratch for fill: the gathered chains as used entries
 	room     uint64
-	spare    []*virtio.Chain // chains returned to the driver, popped into again
+	spare    virtio.ChainPool // chains returned to the driver, popped into again
 
 	mu     sync.Mutex
 	broken error // the receive queue's error; Notify returns it
@@ -65,7 +65,6 @@ func (d *Device) startReceiver(mem *guestmem.Memory, q *virtio.Queue, irq virtio
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
 		gathered: make([]*virtio.Chain, 0, q.Config().Size),
-		spare:    make([]*virtio.Chain, 0, q.Config().Size),
 	}
 	go r.run()
 	return r
@@ -207,7 +206,7 @@ func (r *receiver) placeOne(pkt []byte) (bool, error) {
 	}
 	if uint64(c.WritableLen()) < uint64(len(pkt)) {
 		r.stats.rxDropTooBig.Add(1)
-		r.spare = append(r.spare, c)
+		r.spare.Put(c)
 		return true, r.q.AddUsed(r.mem, c.Head(), 0)
 	}
 	setNumBuffers(pkt, 1)
@@ -242,11 +241,11 @@ func (r *receiver) placeMerged(pkt []byte) (bool, error) {
 // no room for a header (§5.1.6.3.1), is the driver's mistake: it goes
 // back unused and the next one is tried.
 func (r *receiver) pop() (*virtio.Chain, error) {
-	c := r.takeSpare()
+	c := r.spare.Take()
 	for {
 		ok, err := r.q.PopInto(r.mem, c)
 		if err != nil || !ok {
-			r.spare = append(r.spare, c)
+			r.spare.Put(c)
 			return nil, err
 		}
 		if c.ReadableLen() == 0 && c.WritableLen() >= HeaderSize {
@@ -254,23 +253,10 @@ func (r *receiver) pop() (*virtio.Chain, error) {
 		}
 		r.stats.rxBadChains.Add(1)
 		if err := r.q.AddUsed(r.mem, c.Head(), 0); err != nil {
-			r.spare = append(r.spare, c)
+			r.spare.Put(c)
 			return nil, err
 		}
 	}
-}
-
-// takeSpare returns a chain to pop into: one the driver has back, or a
-// new one. At most Queue Size are ever made: a chain is either gathered
-// or spare.
-func (r *receiver) takeSpare() *virtio.Chain {
-	n := len(r.spare)
-	if n == 0 {
-		return new(virtio.Chain)
-	}
-	c := r.spare[n-1]
-	r.spare = r.spare[:n-1]
-	return c
 }
 
 // fill writes pkt across the gathered chains in order and returns them
@@ -310,7 +296,9 @@ func (r *receiver) returnGathered() error {
 // forget drops the gathered chains, which the driver has back, keeping
 // them to pop into again.
 func (r *receiver) forget() {
-	r.spare = append(r.spare, r.gathered...)
+	for _, c := range r.gathered {
+		r.spare.Put(c)
+	}
 	clear(r.gathered)
 	r.gathered = r.gathered[:0]
 	r.room = 0
