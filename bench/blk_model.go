@@ -207,57 +207,12 @@ type blkDriver struct {
 	sectors     uint64   // requests wrap here
 }
 
-// modelRing is the driver's end of one split virtqueue that virtiotest
-// laid out.
-type modelRing struct {
-	mem      *guestmem.Memory
-	cfg      virtio.Config
-	availIdx uint16
-	usedSeen uint16
-	fence    uint32 // target of the RMW that serves as a barrier (arm)
-}
-
-// publish puts head in the next available ring entry, then bumps
-// avail.idx (§2.7.13).
-func (r *modelRing) publish(head uint16) error {
-	entry := r.cfg.AvailRing + guestmem.GuestAddr(virtio.AvailRingOffset+virtio.AvailEntrySize*uint64(r.availIdx%r.cfg.Size))
-	r.availIdx++
-	return errors.Join(r.mem.WriteUint16(entry, head), r.mem.WriteUint16(r.cfg.AvailRing+virtio.AvailIdxOffset, r.availIdx))
-}
-
-// arm asks the device for an interrupt when it returns the next chain:
-// used_event is the used ring index the driver waits for (§2.7.7). It
-// then reports whether that chain is there already: the store must be
-// visible before used.idx is read again, or the device could return it
-// unseen and, having read the old used_event, not signal (virtio_mb in
-// Linux's virtqueue_poll).
-func (r *modelRing) arm() (bool, error) {
-	if err := r.mem.WriteUint16(r.cfg.AvailRing+guestmem.GuestAddr(virtio.UsedEventOffset(r.cfg.Size)), r.usedSeen); err != nil {
-		return false, err
-	}
-	atomic.AddUint32(&r.fence, 1) // a locked instruction: a full barrier on x86
-	idx, err := r.mem.ReadUint16(r.cfg.UsedRing + virtio.UsedIdxOffset)
-	return idx != r.usedSeen, err
-}
-
-// reap calls done for each head the device returned since the last call.
-func (r *modelRing) reap(done func(head uint16) error) error {
-	idx, err := r.mem.ReadUint16(r.cfg.UsedRing + virtio.UsedIdxOffset)
-	for ; err == nil && r.usedSeen != idx; r.usedSeen++ {
-		elem := r.cfg.UsedRing + guestmem.GuestAddr(virtio.UsedRingOffset+virtio.UsedElemSize*uint64(r.usedSeen%r.cfg.Size))
-		var id uint32
-		if id, err = r.mem.ReadUint32(elem + virtio.UsedElemIDOffset); err == nil {
-			err = done(uint16(id))
-		}
-	}
-	return err
-}
-
-// guestRing is the blk driver's modelRing, worked as a guest works its
-// rings: in place, avail and used being their bytes in guest memory, with
-// Go's bounds checks only. A real driver's ring work is a few loads and
-// stores; through guestmem's lookups it cost about what the device's own
-// does (which indexes the same bytes, kept since Enable).
+// guestRing is the fake drivers' end of one split virtqueue that
+// virtiotest laid out, worked as a guest works its rings: in place, avail
+// and used being their bytes in guest memory, with Go's bounds checks
+// only. A real driver's ring work is a few loads and stores; through
+// guestmem's lookups it cost about what the device's own does (which
+// indexes the same bytes, kept since Enable).
 type guestRing struct {
 	size        uint16
 	avail, used []byte
