@@ -15,7 +15,7 @@ import (
 // (cache=writeback), as vmm's file backend uses it. The guest negotiates
 // VIRTIO_BLK_F_FLUSH and never flushes, so no figure waits for the disk.
 
-func init() { register(suite{name: "virtio-blk", run: blkSuite}) }
+func init() { register(suite{name: "virtio-blk", run: blkSuite, baseline: true}) }
 
 const (
 	// blkN is the requests per phase: a few tenths of a second each. Most

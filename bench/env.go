@@ -23,6 +23,9 @@ type Options struct {
 	Burst int    // VMs the burst suite starts at once
 	VMM   string // vmm binary; empty builds bin/vmm
 	QEMU  string // QEMU binary; empty looks up qemu-system-x86_64
+	// Baseline is a vmm binary the guest suites compare with instead of
+	// QEMU; empty compares with QEMU.
+	Baseline string
 }
 
 // Machine describes the host the figures come from.
@@ -60,6 +63,16 @@ func NewEnv(opts Options) (*Env, error) {
 		return nil, fmt.Errorf("QEMU is the peer every figure is compared with: %w (install qemu-system-x86: make deps)", err)
 	}
 	e.QEMU = path
+	if e.Baseline != "" {
+		bin, err := exec.LookPath(e.Baseline)
+		if err == nil {
+			bin, err = filepath.Abs(bin)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("-baseline: %w", err)
+		}
+		e.Baseline = bin
+	}
 	work, err := os.MkdirTemp("", "vmm-bench-")
 	if err != nil {
 		return nil, err

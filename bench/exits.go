@@ -9,7 +9,7 @@ import "strconv"
 // exit path alone: KVM_RUN returning, decoding the exit, finding no device
 // on the bus, entering the guest again.
 
-func init() { register(suite{name: "exits", run: exitsSuite}) }
+func init() { register(suite{name: "exits", run: exitsSuite, baseline: true}) }
 
 // exitsN is the writes per phase: about half a second of exits here, far
 // more than the guest instructions around each (the host emulates guest

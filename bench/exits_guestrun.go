@@ -181,6 +181,9 @@ type guestSuite struct {
 // run measures the figures: one warm-up of each side, then e.Runs runs of
 // each, alternately (alternate).
 func (g guestSuite) run(e *Env) ([]Result, error) {
+	if e.Baseline != "" {
+		g = g.withBaseline(e.Baseline)
+	}
 	v, p, err := alternate(e, g.Suite,
 		func() ([]float64, error) { return guestFigures(g.Guest, g.VMM(), g.Metrics) },
 		func() ([]float64, error) { return guestFigures(g.Guest, g.PeerCmd(), g.Metrics) })
@@ -194,12 +197,25 @@ func (g guestSuite) run(e *Env) ([]Result, error) {
 			VMM: v[i], Peer: p[i], PeerName: g.Peer,
 			Note: guestClockNote(v[n+i], p[n+i], gm.Unit) + countNote("used-ring polls", v[2*n+i], p[2*n+i], gm.per()) +
 				countNote("queue notifications", v[3*n+i], p[3*n+i], gm.per())}
-		if gm.AtLeast > 0 {
+		if gm.AtLeast > 0 && e.Baseline == "" {
 			setAtLeast(&r, gm.AtLeast, "QEMU")
 		}
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// withBaseline makes the peer the vmm binary bin, running the guest as the
+// measured vmm does.
+func (g guestSuite) withBaseline(bin string) guestSuite {
+	vmm := g.VMM
+	g.Peer = "vmm baseline"
+	g.PeerCmd = func() guestCmd {
+		c := vmm()
+		c.Argv = append([]string{bin}, c.Argv[1:]...)
+		return c
+	}
+	return g
 }
 
 // guestClockNote says how the figures were taken and gives the medians

@@ -21,6 +21,9 @@ import (
 type suite struct {
 	name string
 	run  func(*Env) ([]Result, error)
+	// baseline: the suite can compare with another vmm build
+	// (-baseline) instead of QEMU.
+	baseline bool
 }
 
 // suites holds the registered suites; main sorts them by suiteOrder. It is
@@ -51,6 +54,21 @@ func orderedSuites() []suite {
 
 // selectSuites keeps the suites named in only (comma-separated; empty keeps
 // all) and fails on a name that is not a suite.
+// baselineSuites keeps the suites that can compare two vmm builds; named
+// in -only, one that cannot is an error.
+func baselineSuites(todo []suite, named bool) ([]suite, error) {
+	var out []suite
+	for _, s := range todo {
+		switch {
+		case s.baseline:
+			out = append(out, s)
+		case named:
+			return nil, fmt.Errorf("suite %s compares vmm with QEMU only; -baseline works with the guest suites (exits, virtio-blk, virtio-net)", s.name)
+		}
+	}
+	return out, nil
+}
+
 func selectSuites(all []suite, only string) ([]suite, error) {
 	if only == "" {
 		return all, nil
@@ -85,6 +103,7 @@ func run() error {
 	flag.IntVar(&opts.Burst, "burst", 20, "VMs started at once by the burst suite")
 	flag.StringVar(&opts.VMM, "vmm", "", "vmm binary to measure (default: build bin/vmm from this checkout)")
 	flag.StringVar(&opts.QEMU, "qemu", "", "QEMU binary (default: qemu-system-x86_64 on PATH)")
+	flag.StringVar(&opts.Baseline, "baseline", "", "compare with this vmm `binary` instead of QEMU, in the guest suites only (exits, virtio-blk, virtio-net); -vmm's own binary gives the noise floor of a ratio")
 	only := flag.String("only", "", "run only these suites, comma-separated")
 	asJSON := flag.Bool("json", false, "print the results as JSON instead of a table")
 	markdown := flag.String("markdown", "", "also write the report as a markdown table to `FILE`")
@@ -96,6 +115,11 @@ func run() error {
 	todo, err := selectSuites(orderedSuites(), *only)
 	if err != nil {
 		return fmt.Errorf("-only: %w", err)
+	}
+	if opts.Baseline != "" {
+		if todo, err = baselineSuites(todo, *only != ""); err != nil {
+			return fmt.Errorf("-baseline: %w", err)
+		}
 	}
 
 	env, err := NewEnv(opts)

@@ -25,7 +25,7 @@ import (
 // the frames it receives. QEMU runs q35 with a modern-only virtio-net-pci
 // on a tap netdev (no vhost: both VMMs move frames in user space).
 
-func init() { register(suite{name: "virtio-net", run: netSuite}) }
+func init() { register(suite{name: "virtio-net", run: netSuite, baseline: true}) }
 
 const (
 	// netN is the frames per phase: a few tenths of a second each.

@@ -97,3 +97,28 @@ func TestSelectSuites(t *testing.T) {
 		t.Errorf("unknown suite: %v", err)
 	}
 }
+
+func TestBaselineSuites_KeepsTheGuestSuites(t *testing.T) {
+	all := []suite{{name: "start-up"}, {name: "exits", baseline: true}, {name: "virtio-net", baseline: true}}
+	got, err := baselineSuites(all, false)
+	if err != nil || len(got) != 2 || got[0].name != "exits" || got[1].name != "virtio-net" {
+		t.Errorf("got %v, %v", got, err)
+	}
+	if _, err := baselineSuites(all[:1], true); err == nil || !strings.Contains(err.Error(), "start-up compares vmm with QEMU only") {
+		t.Errorf("a named suite without a baseline mode: %v", err)
+	}
+}
+
+func TestGuestSuite_WithBaseline_RunsTheGuestUnderTheOtherBuild(t *testing.T) {
+	g := guestSuite{Peer: peerQ35,
+		VMM:     func() guestCmd { return guestCmd{Argv: []string{"/new/vmm", "boot", "--kernel", "k"}, NetNS: "ns"} },
+		PeerCmd: func() guestCmd { return guestCmd{Argv: []string{"qemu"}} },
+	}.withBaseline("/old/vmm")
+	c := g.PeerCmd()
+	if g.Peer != "vmm baseline" || strings.Join(c.Argv, " ") != "/old/vmm boot --kernel k" || c.NetNS != "ns" {
+		t.Errorf("peer %q runs %q in %q", g.Peer, c.Argv, c.NetNS)
+	}
+	if v := g.VMM(); v.Argv[0] != "/new/vmm" {
+		t.Errorf("the measured side became %q", v.Argv)
+	}
+}
