@@ -43,9 +43,10 @@ func exitsSuite(e *Env) ([]Result, error) {
 }
 
 // vmmBoot is the vmm command line that boots kernel with cmdline and
-// extra devices; no entropy device, which the guests do not use.
+// extra devices; no entropy device, which the guests do not use, and
+// --compat=off, as vmmArgs (launch.go) says why.
 func vmmBoot(e *Env, kernel, cmdline string, extra ...string) []string {
-	argv := []string{e.VMM, "boot", "--kernel", kernel, "--memory", guestMemory, "--rng=false", "--cmdline", cmdline}
+	argv := []string{e.VMM, "boot", "--kernel", kernel, "--memory", guestMemory, "--rng=false", "--compat=off", "--cmdline", cmdline}
 	return append(argv, extra...)
 }
 
