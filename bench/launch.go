@@ -73,8 +73,12 @@ func qemuArgs(spec vmSpec) []string {
 
 // command is the process that boots spec on side s.
 func (e *Env) command(s side, spec vmSpec) *exec.Cmd {
-	if s == sideVMM {
-		cmd := exec.Command(e.VMM, vmmArgs(spec)...)
+	if s == sideVMM || e.Baseline != "" {
+		bin := e.VMM
+		if s == sidePeer {
+			bin = e.Baseline // another vmm build (-baseline)
+		}
+		cmd := exec.Command(bin, vmmArgs(spec)...)
 		cmd.Env = append(os.Environ(), "VMM_TRACE_STARTUP=1", "VMM_TRACE_MEMORY=1")
 		return cmd
 	}

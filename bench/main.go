@@ -63,7 +63,7 @@ func baselineSuites(todo []suite, named bool) ([]suite, error) {
 		case s.baseline:
 			out = append(out, s)
 		case named:
-			return nil, fmt.Errorf("suite %s compares vmm with QEMU only; -baseline works with the guest suites (exits, virtio-blk, virtio-net)", s.name)
+			return nil, fmt.Errorf("suite %s compares vmm with QEMU only; -baseline works with start-up, exits, virtio-blk and virtio-net", s.name)
 		}
 	}
 	return out, nil
@@ -103,7 +103,7 @@ func run() error {
 	flag.IntVar(&opts.Burst, "burst", 20, "VMs started at once by the burst suite")
 	flag.StringVar(&opts.VMM, "vmm", "", "vmm binary to measure (default: build bin/vmm from this checkout)")
 	flag.StringVar(&opts.QEMU, "qemu", "", "QEMU binary (default: qemu-system-x86_64 on PATH)")
-	flag.StringVar(&opts.Baseline, "baseline", "", "compare with this vmm `binary` instead of QEMU, in the guest suites only (exits, virtio-blk, virtio-net); -vmm's own binary gives the noise floor of a ratio")
+	flag.StringVar(&opts.Baseline, "baseline", "", "compare with this vmm `binary` instead of QEMU, in start-up, exits, virtio-blk and virtio-net only; -vmm's own binary gives the noise floor of a ratio")
 	only := flag.String("only", "", "run only these suites, comma-separated")
 	asJSON := flag.Bool("json", false, "print the results as JSON instead of a table")
 	markdown := flag.String("markdown", "", "also write the report as a markdown table to `FILE`")

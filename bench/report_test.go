@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -99,12 +100,12 @@ func TestSelectSuites(t *testing.T) {
 }
 
 func TestBaselineSuites_KeepsTheGuestSuites(t *testing.T) {
-	all := []suite{{name: "start-up"}, {name: "exits", baseline: true}, {name: "virtio-net", baseline: true}}
+	all := []suite{{name: "memory"}, {name: "exits", baseline: true}, {name: "virtio-net", baseline: true}}
 	got, err := baselineSuites(all, false)
 	if err != nil || len(got) != 2 || got[0].name != "exits" || got[1].name != "virtio-net" {
 		t.Errorf("got %v, %v", got, err)
 	}
-	if _, err := baselineSuites(all[:1], true); err == nil || !strings.Contains(err.Error(), "start-up compares vmm with QEMU only") {
+	if _, err := baselineSuites(all[:1], true); err == nil || !strings.Contains(err.Error(), "memory compares vmm with QEMU only") {
 		t.Errorf("a named suite without a baseline mode: %v", err)
 	}
 }
@@ -120,5 +121,20 @@ func TestGuestSuite_WithBaseline_RunsTheGuestUnderTheOtherBuild(t *testing.T) {
 	}
 	if v := g.VMM(); v.Argv[0] != "/new/vmm" {
 		t.Errorf("the measured side became %q", v.Argv)
+	}
+}
+
+func TestCommand_Baseline_BootsTheOtherBuildWithItsTrace(t *testing.T) {
+	e := &Env{Options: Options{VMM: "/new/vmm", QEMU: "/usr/bin/qemu", Baseline: "/old/vmm"}}
+	spec := vmSpec{kernel: "k", memMiB: 128, cmdline: "console=ttyS0"}
+	for s, want := range map[side]string{sideVMM: "/new/vmm", sidePeer: "/old/vmm"} {
+		cmd := e.command(s, spec)
+		if cmd.Path != want || !slices.Contains(cmd.Args, "--compat=off") || !slices.Contains(cmd.Env, "VMM_TRACE_STARTUP=1") {
+			t.Errorf("%v side runs %s %q, env has trace: %v", s, cmd.Path, cmd.Args, slices.Contains(cmd.Env, "VMM_TRACE_STARTUP=1"))
+		}
+	}
+	e.Baseline = ""
+	if cmd := e.command(sidePeer, spec); cmd.Path != "/usr/bin/qemu" {
+		t.Errorf("without a baseline the peer runs %s", cmd.Path)
 	}
 }
