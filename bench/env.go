@@ -23,8 +23,8 @@ type Options struct {
 	Burst int    // VMs the burst suite starts at once
 	VMM   string // vmm binary; empty builds bin/vmm
 	QEMU  string // QEMU binary; empty looks up qemu-system-x86_64
-	// Baseline is a vmm binary the guest suites compare with instead of
-	// QEMU; empty compares with QEMU.
+	// Baseline is a vmm binary that start-up and the guest suites compare
+	// with instead of QEMU; empty compares with QEMU.
 	Baseline string
 }
 

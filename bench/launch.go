@@ -286,7 +286,7 @@ func alternate(e *Env, what string, vmm, peer func() ([]float64, error)) (v, p [
 		for _, sd := range sides {
 			vals, err := sd.run()
 			if err != nil {
-				return nil, nil, fmt.Errorf("%s, %s run %d: %w", what, sd.s, i+1, err)
+				return nil, nil, fmt.Errorf("%s, %s run %d: %w", what, e.peerLabel(sd.s), i+1, err)
 			}
 			if i < 0 {
 				continue // the warm-up
@@ -301,8 +301,17 @@ func alternate(e *Env, what string, vmm, peer func() ([]float64, error)) (v, p [
 			}
 		}
 	}
-	e.Logf("%s: vmm %s; QEMU %s", what, medians(v), medians(p))
+	e.Logf("%s: vmm %s; %s %s", what, medians(v), e.peerLabel(sidePeer), medians(p))
 	return v, p, nil
+}
+
+// peerLabel names side s in progress lines and errors: "vmm", and for the
+// peer "QEMU" or, with -baseline, "baseline".
+func (e *Env) peerLabel(s side) string {
+	if s == sidePeer && e.Baseline != "" {
+		return "baseline"
+	}
+	return s.String()
 }
 
 func medians(s []Sample) string {
