@@ -124,3 +124,26 @@ func seccompData(nr, arch uint32, args [6]uint64) []byte {
 	}
 	return b
 }
+
+// The kernel learns which calls a filter always allows by running it with
+// only the call number and architecture known, following loads of those
+// two, K-form JEQ, JGE, JGT and JSET, JA and RET K, and giving up on
+// anything else: then the call runs the filter every time. The lookup must
+// keep to those, or every allowed call would pay for the filter.
+func TestLookup_UsesOnlyWhatTheKernelsCacheFollows(t *testing.T) {
+	prog, err := lookup(allowed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range prog {
+		switch f.Code {
+		case unix.BPF_LD | unix.BPF_W | unix.BPF_ABS:
+			if f.K != 0 && f.K != 4 {
+				t.Errorf("instruction %d loads seccomp_data at %d: not the call number or architecture", i, f.K)
+			}
+		case unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, unix.BPF_JMP | unix.BPF_JGE | unix.BPF_K, unix.BPF_RET | unix.BPF_K:
+		default:
+			t.Errorf("instruction %d has code %#x, which the kernel's cache does not follow", i, f.Code)
+		}
+	}
+}
