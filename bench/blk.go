@@ -40,8 +40,8 @@ func blkSuite(e *Env) ([]Result, error) {
 	var metrics []guestMetric
 	for _, op := range []string{"read", "write"} {
 		metrics = append(metrics,
-			guestMetric{Phase: op + "-4k", Metric: "guest " + op + "s, 4 KiB sequential, one at a time", Unit: "req/s", Value: phase.Rate},
-			guestMetric{Phase: op + "-64k", Metric: "guest " + op + "s, 64 KiB sequential, one at a time", Unit: "MB/s", Value: phase.MBps})
+			guestMetric{Phase: op + "-4k", Metric: "guest " + op + "s, 4 KiB sequential, one at a time", Unit: "req/s", Value: phase.Rate, AtLeast: peerRateTarget},
+			guestMetric{Phase: op + "-64k", Metric: "guest " + op + "s, 64 KiB sequential, one at a time", Unit: "MB/s", Value: phase.MBps, AtLeast: peerRateTarget})
 	}
 	return guestSuite{
 		Suite: "virtio-blk", Guest: "benchblk", Peer: peerQ35,
