@@ -334,11 +334,11 @@ func waitEchoReply(conn net.PacketConn, id, seq uint16, deadline time.Time) bool
 	}
 }
 
-// fetchInNetns connects to addr from inside ns and reads until the guest
-// closes the connection.
 // dialAttempt bounds one TCP connect in fetchInNetns.
 const dialAttempt = 2 * time.Second
 
+// fetchInNetns connects to addr from inside ns and reads until the guest
+// closes the connection.
 func fetchInNetns(ns string, addr netip.AddrPort, timeout time.Duration) ([]byte, error) {
 	var got []byte
 	err := inNetns(ns, func() error {

@@ -69,7 +69,8 @@ func TestNew_FailingHalfBuilt_ReleasesEverything(t *testing.T) {
 }
 
 // TestNew_WhileKVMSetup_RunsOnceBeforeNewReturns: the caller's hook runs
-// once, on New's way, and not when New fails before KVM's half starts.
+// once, on New's way, and not when New fails before reaching it (here
+// loading the kernel).
 func TestNew_WhileKVMSetup_RunsOnceBeforeNewReturns(t *testing.T) {
 	requireKVM(t)
 	calls := 0

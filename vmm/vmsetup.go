@@ -12,8 +12,8 @@ import (
 // of start-up (KVM_GET_SUPPORTED_CPUID and KVM_SET_CPUID2 run CPUID on
 // the host, KVM_CREATE_PIT2 starts a kernel thread) and are spent in the
 // kernel, while loading the kernel image and building the devices and
-// ACPI tables is the VMM's own work on guest memory, which needs no KVM
-// object. So the two run side by side.
+// ACPI tables is the VMM's own work on guest memory, which needs the VM
+// but makes no KVM call. So the two run side by side.
 //
 // Order matters: memory slots go in before the irqchip, whose creation
 // installs IRQ routes (a slot added afterwards waits for an SRCU grace
