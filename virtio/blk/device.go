@@ -72,7 +72,8 @@ type Options struct {
 	// OnError, if set, hears why each failed request failed (a malformed
 	// request or a host I/O error) after its status is chosen. It runs on
 	// a worker goroutine, or on Notify's (see runInline); calls never
-	// overlap.
+	// overlap. It must not call the Device: on Notify's goroutine it may
+	// run with the device's lock held (see serveLone).
 	OnError func(head uint16, err error)
 	// Clock reads a monotonic clock, for timing the blocking transfers
 	// Notify makes itself (see runInline); nil means the host's.
@@ -105,8 +106,9 @@ type Device struct {
 	onError  func(uint16, error)
 
 	// mu guards the queue, which is not safe for concurrent use, and the
-	// fields below. It is never held across backend I/O, copies to or
-	// from guest memory, or Signal.
+	// fields below. It is never held across Signal, nor across backend
+	// I/O or copies to or from guest memory but by serveLone, which runs
+	// only when nothing else does (see lone.go).
 	mu   sync.Mutex
 	idle sync.Cond // on mu; broadcast when running drops to 0
 
@@ -125,6 +127,9 @@ type Device struct {
 	err      error            // what a worker met, for the next Notify
 	spares   []*scratch       // scratch of exited runners, for reuse
 	chains   virtio.ChainPool // chains of returned requests, for popAll to reuse
+	// serveLone's: the guest buffers of its transfer, and its used element.
+	loneBufs [][]byte
+	loneUsed [1]virtio.UsedElem
 	// The blocking transfers runInline makes: how many in a row were
 	// slow, and how many lone jobs are still to go to workers because
 	// they were (see timed).
@@ -173,6 +178,7 @@ func New(backend Backend, opts Options) (*Device, error) {
 		sectors:     backend.Sectors(),
 		id:          backend.ID(),
 		onError:     opts.OnError,
+		loneBufs:    make([][]byte, 0, maxBufs),
 	}
 	d.idle.L = &d.mu
 	binary.LittleEndian.PutUint64(d.config[ConfigCapacity:], d.sectors)

@@ -146,12 +146,18 @@ func (d *Device) inlineWay(e *entry) inlineWay {
 // next slowSkipJobs lone jobs to workers before another runs here (see
 // timed). A FLUSH, and a write-through write, always go to a worker.
 //
-// While the job runs it counts as running, so Reset waits for it as for a
-// worker's. The caller holds mu, which is released meanwhile.
+// A job of one request, the usual lone job, goes through serveLone
+// instead, which does the same with less (see lone.go). Otherwise, while
+// the job runs it counts as running, so Reset waits for it as for a
+// worker's. The caller holds mu, which is released meanwhile unless
+// serveLone runs the request.
 func (d *Device) runInline() {
 	way := d.inlineWay(&d.pending[0])
 	if way == inlineNot {
 		return // dispatch hands it to a worker
+	}
+	if len(d.pending) == 1 && d.serveLone(way) != loneJob {
+		return // answered, or left on pending for dispatch's worker
 	}
 	s := d.takeScratch()
 	// The job is all that is pending (inlineable): s takes pending's array
