@@ -91,12 +91,13 @@ func blkModelSuite(e *Env) ([]Result, error) {
 		return nil, err
 	}
 	defer os.Remove(path)
-	e.Logf("virtio-blk-model: blk.Device on a %d MiB file vs pread/pwrite, alternately, %d runs each", blkModelFile>>20, e.Runs)
+	e.Logf("virtio-blk-model: blk.Device on a %d MiB file vs pread/pwrite (and, one at a time, the floor device), alternately, %d runs each", blkModelFile>>20, e.Runs)
 	var out []Result
 	for _, p := range blkModelPatterns() {
 		r := Result{Suite: "virtio-blk", Metric: p.metric(), Unit: p.unit(), HigherIsBetter: true,
 			PeerName: "host p" + p.op(),
 			Note:     fmt.Sprintf("no VM: a fake driver on the device model, %d requests a run; the host makes them one at a time", p.n)}
+		var floor Sample // one request at a time only: the rows the floor explains
 		for i := -1; i < e.Runs; i++ {
 			dev, err := runBlkModel(path, p)
 			if err != nil {
@@ -106,12 +107,25 @@ func blkModelSuite(e *Env) ([]Result, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s, host: %w", p.metric(), err)
 			}
+			fl := time.Duration(0)
+			if p.depth == 1 {
+				if fl, err = runBlkFloor(path, p); err != nil {
+					return nil, fmt.Errorf("%s, floor: %w", p.metric(), err)
+				}
+			}
 			if i >= 0 {
 				r.VMM.Values = append(r.VMM.Values, p.value(dev))
 				r.Peer.Values = append(r.Peer.Values, p.value(host))
+				if fl > 0 {
+					floor.Values = append(floor.Values, p.value(fl))
+				}
 			}
 		}
 		setAtLeast(&r, blkModelTarget, "host")
+		if len(floor.Values) > 0 {
+			r.Note += fmt.Sprintf("; the floor, a device that does the least any could (bench/blk_floor.go), in the same runs: %s, %.2f× the host",
+				formatSample(floor, r.Unit), floor.Median()/r.Peer.Median())
+		}
 		out = append(out, r)
 	}
 	return out, nil
@@ -150,10 +164,15 @@ func runBlkHost(path string, p blkPattern) (time.Duration, error) {
 // runBlkModel runs p's requests through a fresh blk.Device and returns
 // how long they took, from the first notification to the last completion.
 func runBlkModel(path string, p blkPattern) (time.Duration, error) {
+	return timeDriver(func(b *testing.B) (*blkDriver, error) { return newBlkDriver(b, path, p) })
+}
+
+// timeDriver makes a driver and returns how long its run took.
+func timeDriver(newDriver func(b *testing.B) (*blkDriver, error)) (time.Duration, error) {
 	var took time.Duration
 	var runErr error
 	err := benchmarkOnce(func(b *testing.B) {
-		d, err := newBlkDriver(b, path, p)
+		d, err := newDriver(b)
 		if err != nil {
 			runErr = err
 			b.FailNow()
@@ -197,7 +216,7 @@ type blkDriver struct {
 	p       blkPattern
 	backend blk.Backend
 	closer  func() error // the backend's Close
-	dev     *blk.Device
+	dev     blkNotifier  // blk.Device, or the floor's
 	mem     *guestmem.Memory
 	ring    guestRing
 	irq     *chanIRQ
@@ -298,12 +317,58 @@ func newBlkDriverOn(b *testing.B, backend blk.Backend, closer func() error, p bl
 		closer()
 		return nil, err
 	}
+	d, cfg, err := newBlkLayout(b, p, closer)
+	if err != nil {
+		return nil, err
+	}
+	d.backend, d.dev = backend, dev
+	features := blk.FeatureFlush | virtio.FeatureVersion1 | virtio.FeatureEventIdx
+	q, err := virtio.NewQueue(blkModelQueue)
+	if err == nil {
+		err = q.Enable(d.mem, cfg)
+	}
+	if err == nil {
+		err = dev.Activate(d.mem, features, []*virtio.Queue{q}, d.irq)
+	}
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// newBlkFloorDriver is newBlkDriver with floorDevice in blk.Device's
+// place, on the same file.
+func newBlkFloorDriver(b *testing.B, path string, p blkPattern) (*blkDriver, error) {
+	d, cfg, err := newBlkLayout(b, p, func() error { return nil })
+	if err != nil {
+		return nil, err
+	}
+	all, err := d.mem.Slice(0, blkModelMem)
+	var desc []byte
+	if err == nil {
+		desc, err = d.mem.Slice(cfg.DescTable, virtio.DescTableSize(cfg.Size))
+	}
+	if err == nil {
+		d.dev, err = newFloorDevice(path, p, all, desc, d.ring.avail, d.ring.used, cfg.Size)
+	}
+	if err != nil {
+		d.mem.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// newBlkLayout lays out p's requests in a fresh guest memory, as a driver
+// does (see blkDriver), and returns the driver, with no device yet, and
+// the queue's configuration. A failure closes closer, as close would.
+func newBlkLayout(b *testing.B, p blkPattern, closer func() error) (*blkDriver, virtio.Config, error) {
 	mem, err := guestmem.New([]guestmem.RegionSpec{{Start: 0, Size: blkModelMem}})
 	if err != nil {
 		closer()
-		return nil, err
+		return nil, virtio.Config{}, err
 	}
-	d := &blkDriver{p: p, backend: backend, closer: closer, dev: dev, mem: mem, irq: newChanIRQ(),
+	d := &blkDriver{p: p, closer: closer, mem: mem, irq: newChanIRQ(),
 		sectors: uint64(blkModelFile / p.size * p.size / blk.SectorSize)}
 	drv := virtiotest.New(b, mem, blkModelQueue)
 	dataFlag := uint16(virtio.DescFWrite)
@@ -328,31 +393,22 @@ func newBlkDriverOn(b *testing.B, backend blk.Backend, closer func() error, p bl
 		sb, serr := mem.Slice(status, blk.StatusSize)
 		if err := errors.Join(herr, serr); err != nil {
 			d.close()
-			return nil, err
+			return nil, virtio.Config{}, err
 		}
 		d.hdr, d.status = append(d.hdr, hb), append(d.status, sb)
 	}
-	features := blk.FeatureFlush | virtio.FeatureVersion1 | virtio.FeatureEventIdx
-	cfg := drv.Config(features)
-	q, err := virtio.NewQueue(blkModelQueue)
-	if err == nil {
-		err = q.Enable(mem, cfg)
-	}
-	if err == nil {
-		d.ring, err = newGuestRing(mem, cfg)
-	}
-	if err == nil {
-		err = dev.Activate(mem, features, []*virtio.Queue{q}, d.irq)
-	}
-	if err != nil {
+	cfg := drv.Config(blk.FeatureFlush | virtio.FeatureVersion1 | virtio.FeatureEventIdx)
+	if d.ring, err = newGuestRing(mem, cfg); err != nil {
 		d.close()
-		return nil, err
+		return nil, virtio.Config{}, err
 	}
-	return d, nil
+	return d, cfg, nil
 }
 
 func (d *blkDriver) close() {
-	d.dev.Reset()
+	if d.dev != nil {
+		d.dev.Reset()
+	}
 	d.mem.Close()
 	d.closer()
 }
