@@ -213,13 +213,12 @@ func benchmarkOnce(f func(b *testing.B)) error {
 // own memory (virtiotest's helpers call testing.B.Helper, whose stack walk
 // costs more than the device).
 type blkDriver struct {
-	p       blkPattern
-	backend blk.Backend
-	closer  func() error // the backend's Close
-	dev     blkNotifier  // blk.Device, or the floor's
-	mem     *guestmem.Memory
-	ring    guestRing
-	irq     *chanIRQ
+	p      blkPattern
+	closer func() error // the backend's Close
+	dev    blkNotifier  // blk.Device, or the floor's
+	mem    *guestmem.Memory
+	ring   guestRing
+	irq    *chanIRQ
 
 	hdr, status [][]byte // each slot's, in guest memory
 	next        uint64   // sector of the next request
@@ -321,7 +320,7 @@ func newBlkDriverOn(b *testing.B, backend blk.Backend, closer func() error, p bl
 	if err != nil {
 		return nil, err
 	}
-	d.backend, d.dev = backend, dev
+	d.dev = dev
 	features := blk.FeatureFlush | virtio.FeatureVersion1 | virtio.FeatureEventIdx
 	q, err := virtio.NewQueue(blkModelQueue)
 	if err == nil {

@@ -127,9 +127,6 @@ type Device struct {
 	err      error            // what a worker met, for the next Notify
 	spares   []*scratch       // scratch of exited runners, for reuse
 	chains   virtio.ChainPool // chains of returned requests, for popAll to reuse
-	// serveLone's: the guest buffers of its transfer, and its used element.
-	loneBufs [][]byte
-	loneUsed [1]virtio.UsedElem
 	// The blocking transfers runInline makes: how many in a row were
 	// slow, and how many lone jobs are still to go to workers because
 	// they were (see timed).
@@ -178,7 +175,6 @@ func New(backend Backend, opts Options) (*Device, error) {
 		sectors:     backend.Sectors(),
 		id:          backend.ID(),
 		onError:     opts.OnError,
-		loneBufs:    make([][]byte, 0, maxBufs),
 	}
 	d.idle.L = &d.mu
 	binary.LittleEndian.PutUint64(d.config[ConfigCapacity:], d.sectors)

@@ -60,7 +60,7 @@ func (d *Device) dispatch() {
 	for len(d.pending) > 0 && d.running < d.workers {
 		s := d.takeScratch()
 		if !d.takeJob(s) {
-			d.spares = append(d.spares, s)
+			d.putScratch(s)
 			return
 		}
 		d.running++
@@ -147,16 +147,15 @@ func (d *Device) inlineWay(e *entry) inlineWay {
 // timed). A FLUSH, and a write-through write, always go to a worker.
 //
 // A job of one request, the usual lone job, goes through serveLone
-// instead, which does the same with less (see lone.go). Otherwise, while
-// the job runs it counts as running, so Reset waits for it as for a
-// worker's. The caller holds mu, which is released meanwhile unless
-// serveLone runs the request.
+// instead, which does the same with less and keeps mu (see lone.go). A
+// merged job counts as running while it runs, so Reset waits for it as
+// for a worker's. The caller holds mu, which is released meanwhile.
 func (d *Device) runInline() {
 	way := d.inlineWay(&d.pending[0])
 	if way == inlineNot {
 		return // dispatch hands it to a worker
 	}
-	if len(d.pending) == 1 && d.serveLone(way) != loneJob {
+	if len(d.pending) == 1 && d.serveLone(way) {
 		return // answered, or left on pending for dispatch's worker
 	}
 	s := d.takeScratch()
@@ -216,6 +215,9 @@ func (d *Device) takeScratch() *scratch {
 	return s
 }
 
+// putScratch keeps s for takeScratch. The caller holds mu.
+func (d *Device) putScratch(s *scratch) { d.spares = append(d.spares, s) }
+
 // work runs s's job, then pending jobs until none can start (Reset
 // empties pending), then exits.
 func (d *Device) work(s *scratch) {
@@ -236,7 +238,7 @@ func (d *Device) work(s *scratch) {
 // exit ends a job runner: a worker, or runInline. The caller holds mu.
 func (d *Device) exit(s *scratch) {
 	d.running--
-	d.spares = append(d.spares, s)
+	d.putScratch(s)
 	if d.running == 0 {
 		d.idle.Broadcast()
 	}
