@@ -46,7 +46,7 @@ func dropCache(t *testing.T, path string) {
 		if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
 			t.Skipf("fadvise: %v", err)
 		}
-		if err := mincore(m, resident); err != nil {
+		if err := blk.Mincore(m, resident); err != nil {
 			t.Fatal(err)
 		}
 		if count(resident) == 0 {

@@ -39,3 +39,6 @@ func (d *Device) Resetting() bool {
 // Completing is the number of workers done with a request and waiting to
 // return it.
 func (d *Device) Completing() int { return int(d.completing.Load()) }
+
+// Mincore is mincore(2) on m, for tests that check the page cache.
+var Mincore = mincore

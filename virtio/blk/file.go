@@ -52,6 +52,15 @@ type File struct {
 
 	// Set when the filesystem refused RWF_NOWAIT (see try and CanTry).
 	noTryRead, noTryWrite atomic.Bool
+
+	// The file mapped for transfers of cached pages, and which pages are
+	// (filemap.go); nil where it could not be mapped. Set by newFile,
+	// cleared by Close with mu write-held.
+	mapped   []byte
+	resident *residentPages
+	// Where the last read and the last write ended: a transfer from
+	// there is sequential, and learns ahead (filemap.go).
+	readEnd, writeEnd atomic.Int64
 }
 
 // NewFileBackend opens the regular file at path as a disk. Its capacity is
@@ -92,6 +101,7 @@ func newFile(f *os.File, readOnly bool) (*File, error) {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		b.id = fileID(uint64(st.Dev), st.Ino)
 	}
+	b.mapFile(int64(b.sectors) * SectorSize)
 	return b, nil
 }
 
@@ -160,5 +170,6 @@ func (b *File) Close() error {
 		return &os.PathError{Op: "close", Path: b.f.Name(), Err: os.ErrClosed}
 	}
 	b.closed = true
+	b.unmap()
 	return b.f.Close()
 }

@@ -62,8 +62,9 @@ func (b *File) WritevAt(bufs [][]byte, off int64) (int, error) {
 	return b.transfer(nil, bufs, off, true)
 }
 
-// TryReadvAt reads with preadv2(RWF_NOWAIT): only what the page cache
-// holds, in one call.
+// TryReadvAt copies bufs from the mapping where every page is known to be
+// cached (filemap.go), else reads with preadv2(RWF_NOWAIT): only what the
+// page cache holds, in one call.
 func (b *File) TryReadvAt(bufs [][]byte, off int64) bool {
 	return b.try(bufs, off, false, &b.noTryRead)
 }
@@ -89,35 +90,47 @@ func (b *File) CanTry(write bool) bool {
 	return !b.noTryRead.Load()
 }
 
-// try makes one RWF_NOWAIT call and reports whether it moved all of bufs:
-// EAGAIN (it would have waited), a short count, any error, or a closed
-// file report false. EOPNOTSUPP, ENOSYS or EPERM set unsupported, so
-// later tries fail without a system call.
+// try copies bufs to or from the mapping where their pages are known
+// cached (filemap.go), or else makes one RWF_NOWAIT call, and reports
+// whether it moved all of bufs: EAGAIN (it would have waited), a short
+// count, any error or a closed file report false. EOPNOTSUPP, ENOSYS or
+// EPERM set unsupported, so later calls fail without a system call.
 func (b *File) try(bufs [][]byte, off int64, write bool, unsupported *atomic.Bool) bool {
-	if unsupported.Load() || off < 0 { // preadv2 would take -1 as the file position
+	if off < 0 { // preadv2 would take -1 as the file position
 		return false
 	}
 	b.mu.RLock()
+	defer b.mu.RUnlock()
 	if b.closed {
-		b.mu.RUnlock()
+		return false
+	}
+	want := total(bufs)
+	if b.copyCached(bufs, off, want, write) {
+		return true
+	}
+	if unsupported.Load() {
 		return false
 	}
 	n, err := b.sys(b.fd, nil, bufs, off, write, unix.RWF_NOWAIT)
-	b.mu.RUnlock()
 	// Unsupported here: the filesystem (EOPNOTSUPP), the kernel (ENOSYS)
 	// or a sandbox's seccomp filter (EPERM) refuses the call itself, and
 	// will refuse every one after it.
 	if err == unix.EOPNOTSUPP || err == unix.ENOSYS || err == unix.EPERM {
 		unsupported.Store(true)
 	}
-	return err == nil && n == total(bufs)
+	if err != nil || n != want {
+		return false
+	}
+	b.learn(off, n)
+	return true
 }
 
-// transfer loops reads or writes of p, or of bufs when bufs is not nil,
-// until they are done, retrying EINTR and carrying on after a partial
-// transfer, as os.File's ReadAt and WriteAt do for one buffer. A read that
-// meets the end of the file returns io.EOF; a write that moves nothing
-// returns io.ErrShortWrite.
+// transfer copies p, or bufs when bufs is not nil, to or from the mapping
+// where their pages are known cached (filemap.go); else it loops reads or
+// writes of them until they are done, retrying EINTR and carrying on
+// after a partial transfer, as os.File's ReadAt and WriteAt do for one
+// buffer. A read that meets the end of the file returns io.EOF; a write
+// that moves nothing returns io.ErrShortWrite.
 func (b *File) transfer(p []byte, bufs [][]byte, off int64, write bool) (int, error) {
 	if off < 0 { // preadv2 and pwritev2 would take -1 as the file position
 		return 0, b.pathError(bufs, write, errNegativeOffset)
@@ -131,7 +144,14 @@ func (b *File) transfer(p []byte, bufs [][]byte, off int64, write bool) (int, er
 	if bufs != nil {
 		want = total(bufs)
 	}
-	done, owned := 0, false
+	all, one := bufs, [1][]byte{p}
+	if all == nil {
+		all = one[:]
+	}
+	if b.copyCached(all, off, want, write) {
+		return want, nil
+	}
+	start, done, owned := off, 0, false
 	for done < want {
 		n, err := b.sys(b.fd, p, bufs, off, write, 0)
 		switch {
@@ -156,6 +176,7 @@ func (b *File) transfer(p []byte, bufs [][]byte, off int64, write bool) (int, er
 			bufs = advance(bufs, n)
 		}
 	}
+	b.learn(start, done)
 	return done, nil
 }
 
@@ -185,4 +206,21 @@ func advance(bufs [][]byte, n int) [][]byte {
 		bufs[0] = bufs[0][n:]
 	}
 	return bufs
+}
+
+// learn marks the pages wholly inside the n bytes at off as cached: a
+// transfer of them just completed through the page cache. A page it
+// covers only in part may reach past the end of the file (see
+// learnAhead). The caller holds mu.
+func (b *File) learn(off int64, n int) {
+	first, end := (off+pageMask)&^pageMask, (off+int64(n))&^pageMask
+	if b.resident != nil && end > first {
+		b.resident.mark(first, end-first)
+	}
+}
+
+// cached reports whether the n bytes at off lie in the mapping and every
+// page of them is known to be cached. The caller holds mu.
+func (b *File) cached(off int64, n int) bool {
+	return b.resident != nil && off <= int64(len(b.mapped))-int64(n) && b.resident.known(off, int64(n))
 }

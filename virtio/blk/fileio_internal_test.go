@@ -81,7 +81,8 @@ func (f *fakeSys) log() []sysCall {
 	return slices.Clone(f.calls)
 }
 
-// fakeFile is a File on a real (empty) file whose transfers go to fake.
+// fakeFile is a File on a real (empty) file whose transfers go to fake,
+// all of them: it has no mapping to copy cached pages from.
 func fakeFile(t *testing.T, fake *fakeSys) *File {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "disk.img")
@@ -93,6 +94,7 @@ func fakeFile(t *testing.T, fake *fakeSys) *File {
 		t.Fatal(err)
 	}
 	b.sys = fake.call
+	b.unmap()
 	t.Cleanup(func() { b.Close() })
 	return b
 }

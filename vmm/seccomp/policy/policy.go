@@ -35,8 +35,9 @@ var allowed = []string{
 	// is allowed for AF_UNIX only, below.
 	"connect", "accept4", "bind", "sendto", "recvfrom", "sendmsg", "recvmsg",
 	"getsockopt", "setsockopt", "getsockname", "getpeername", "shutdown",
-	// Memory.
-	"mmap", "munmap", "mprotect", "madvise", "mremap", "brk",
+	// Memory; mincore: which pages of a mapped disk are cached
+	// (virtio/blk/filemap.go).
+	"mmap", "munmap", "mprotect", "madvise", "mremap", "brk", "mincore",
 	// Threads, signals, time: the Go runtime and glibc.
 	"futex", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack",
 	"tgkill", "getpid", "gettid", "exit", "exit_group", "set_robust_list", "rseq",

@@ -1,4 +1,4 @@
-package blk_test
+package blk
 
 import (
 	"unsafe"
@@ -6,8 +6,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mincore fills vec with one byte per page of m, bit 0 set where the page
-// is resident (mincore(2); x/sys/unix has no wrapper).
+// mincore fills vec with a byte per page of m, bit 0 set where the page is
+// in the page cache (mincore(2), which x/sys/unix does not wrap). m starts
+// on a page boundary and vec has a byte for each of its pages.
 func mincore(m, vec []byte) error {
 	if len(m) == 0 {
 		return nil
