@@ -31,10 +31,9 @@ func TestBlkModel_RunsEveryPattern(t *testing.T) {
 	}
 }
 
-// TestBlkFloor_MovesTheData: the floor device reads what the file holds
-// into the driver's buffer and writes the driver's bytes where the header
-// says, so what it is timed for is the transfer the model makes.
-func TestBlkFloor_MovesTheData(t *testing.T) {
+// TestBlkHostMapped_MovesTheData: the host's mapping loop reads and
+// writes the file's bytes where runBlkHost's would.
+func TestBlkHostMapped_MovesTheData(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "disk.img")
 	if err := writePatternFile(path, blkModelFile); err != nil {
 		t.Fatal(err)
@@ -43,26 +42,10 @@ func TestBlkFloor_MovesTheData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var read []byte
-	err = benchmarkOnce(func(b *testing.B) {
-		p := blkPattern{typ: blk.TypeIn, size: 4 << 10, depth: 1, n: 3}
-		d, err := newBlkFloorDriver(b, path, p)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer d.close()
-		if _, err := d.run(); err != nil {
-			t.Error(err)
-		}
-		// The third request read the file's third 4 KiB into the one
-		// slot's data buffer, descriptor 1.
-		read = bytes.Clone(d.dev.(*floorDevice).buffer(1))
-	})
-	if err != nil || !bytes.Equal(read, want[8<<10:12<<10]) {
-		t.Fatalf("floor read: %v; the buffer holds the file's bytes at 8 KiB: %v", err, bytes.Equal(read, want[8<<10:12<<10]))
+	if took, err := runBlkHostMapped(path, blkPattern{typ: blk.TypeIn, size: 4 << 10, depth: 1, n: 3}); err != nil || took <= 0 {
+		t.Fatalf("reads: %v, %v", took, err)
 	}
-	if _, err := runBlkFloor(path, blkPattern{typ: blk.TypeOut, size: 4 << 10, depth: 1, n: 2}); err != nil {
+	if _, err := runBlkHostMapped(path, blkPattern{typ: blk.TypeOut, size: 4 << 10, depth: 1, n: 2}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(path)
@@ -71,11 +54,11 @@ func TestBlkFloor_MovesTheData(t *testing.T) {
 	}
 	for i := range 8 << 10 {
 		if got[i] != byte(i%(4<<10))+1 {
-			t.Fatalf("byte %d is %#x after the floor's writes, want %#x", i, got[i], byte(i%(4<<10))+1)
+			t.Fatalf("byte %d is %#x after the mapped writes, want %#x", i, got[i], byte(i%(4<<10))+1)
 		}
 	}
 	if !bytes.Equal(got[8<<10:], want[8<<10:]) {
-		t.Error("the floor's writes reached past the two requests' sectors")
+		t.Error("the mapped writes reached past the two requests' bytes")
 	}
 }
 
@@ -117,24 +100,6 @@ func BenchmarkBlkModel(b *testing.B) {
 			p.n = b.N
 			benchDriver(b, func() (*blkDriver, error) { return newBlkDriver(b, path, p) })
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
-		})
-	}
-}
-
-// BenchmarkBlkFloor is BenchmarkBlkModel's one-outstanding patterns on
-// floorDevice: the least any device could take for them.
-func BenchmarkBlkFloor(b *testing.B) {
-	path := filepath.Join(b.TempDir(), "disk.img")
-	if err := writePatternFile(path, blkModelFile); err != nil {
-		b.Fatal(err)
-	}
-	for _, p := range blkModelPatterns() {
-		if p.depth != 1 {
-			continue
-		}
-		b.Run(fmt.Sprintf("%s/%dKiB", p.op(), p.size>>10), func(b *testing.B) {
-			p.n = b.N
-			benchDriver(b, func() (*blkDriver, error) { return newBlkFloorDriver(b, path, p) })
 		})
 	}
 }

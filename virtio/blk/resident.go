@@ -31,9 +31,13 @@ const (
 )
 
 // forgetResident is how long residentPages trusts what it learnt: long
-// enough that a disk read block by block learns each page once, short
-// enough that a page the kernel evicted is rarely still counted resident.
-const forgetResident = time.Second
+// enough that a disk read block by block learns each page once (mincore
+// learns 512 KiB at a time for a sequential stream; a page re-read at
+// random costs a pread each time it is learnt again), short enough that a
+// page the kernel evicted, or cut off the file, is rarely still counted
+// cached. A forget is a timer's goroutine waking up: 10 a second while
+// the disk is busy, none while it is idle.
+const forgetResident = 100 * time.Millisecond
 
 // residentChunk is a bitmap of chunkPages pages, a bit each.
 type residentChunk [chunkWords]atomic.Uint64
