@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
 )
 
@@ -256,5 +257,44 @@ func TestFileMap_SequentialWritesLearnAhead(t *testing.T) {
 	}
 	if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, want) {
 		t.Errorf("the file does not hold the writes: %v", err)
+	}
+}
+
+// TestFileMap_WriteFaultOnAFullFilesystem: a write copied into cached
+// pages of a sparse file on a full filesystem faults (SIGBUS: no block
+// for the page); the copy gives up, and the pwrite after it reports
+// ENOSPC, instead of the process dying.
+func TestFileMap_WriteFaultOnAFullFilesystem(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("FULL FILESYSTEM TEST SKIPPED: mounting a small tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
+		t.Fatalf("mount a 64 KiB tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	path := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, 64<<10); err != nil { // sparse: no pages yet
+		t.Fatal(err)
+	}
+	filler, _ := os.Create(filepath.Join(dir, "filler"))
+	filler.Write(make([]byte, 128<<10)) // fills the tmpfs; the error is expected
+	filler.Close()
+	b, err := NewFileBackend(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.ReadAt(make([]byte, 64<<10), 0); err != nil {
+		t.Fatal(err)
+	}
+	if !b.cached(8192, 4096) {
+		t.Fatal("the pages read are not known cached: the write would not be a copy")
+	}
+	if _, err := b.WriteAt(bytes.Repeat([]byte{1}, 4096), 8192); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("write on the full filesystem: %v, want ENOSPC", err)
 	}
 }
