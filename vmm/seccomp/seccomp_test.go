@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -131,6 +133,42 @@ func diskIO(f *os.File, report func(string, error)) {
 	_, err = unix.Pwrite(fd, buf[:1], 0)
 	report("pwrite", err)
 	report("fdatasync", unix.Fdatasync(fd))
+	mappedDisk(fd, report)
+}
+
+// mappedDisk does what virtio-blk's file backend does with its mapping of
+// the image (virtio/blk/filemap.go): map it, ask mincore which pages are
+// cached, and turn the SIGBUS of a copy from a page past the end of the
+// file into a recovered panic. The held file is two pages long here; the
+// mapping has three.
+func mappedDisk(fd int, report func(string, error)) {
+	m, err := unix.Mmap(fd, 0, 3*4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	report("mmap-shared", err)
+	if err != nil {
+		return
+	}
+	defer unix.Munmap(m)
+	vec := make([]byte, 3)
+	_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0])))
+	if errno != 0 {
+		report("mincore", errno)
+	} else {
+		report("mincore", nil)
+	}
+	fmt.Println("copy past the end:", copyFaults(m[2*4096:]))
+}
+
+// copyFaults copies src and reports how that went: a fault the runtime
+// turned into a panic is what the file backend relies on.
+func copyFaults(src []byte) (how string) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if _, fault := recover().(interface{ Addr() uintptr }); fault {
+			how = "a fault, recovered"
+		}
+	}()
+	copy(make([]byte, len(src)), src)
+	return "no fault"
 }
 
 // refusedIoctls are requests a running VMM never makes: one that would
@@ -166,7 +204,8 @@ func TestFilter_RefusesWhatAVMMDoesNotNeed(t *testing.T) {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
 	want := "open refused\nexec refused\ninet-socket refused\nunix-dial allowed\nmount refused\nunix-socketpair allowed\ninet-socketpair refused\nthreads allowed\nwrite-held-fd allowed\n" +
-		"preadv2-nowait allowed\npwritev2 allowed\npreadv allowed\npwritev allowed\npread allowed\npwrite allowed\nfdatasync allowed\n"
+		"preadv2-nowait allowed\npwritev2 allowed\npreadv allowed\npwritev allowed\npread allowed\npwrite allowed\nfdatasync allowed\n" +
+		"mmap-shared allowed\nmincore allowed\ncopy past the end: a fault, recovered\n"
 	for _, io := range policy.Ioctls() {
 		want += "ioctl " + io.Name + " allowed\n"
 	}
