@@ -12,7 +12,6 @@ import (
 	"runtime/debug"
 	"sync"
 	"testing"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -148,13 +147,7 @@ func mappedDisk(fd int, report func(string, error)) {
 		return
 	}
 	defer unix.Munmap(m)
-	vec := make([]byte, 3)
-	_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0])))
-	if errno != 0 {
-		report("mincore", errno)
-	} else {
-		report("mincore", nil)
-	}
+	report("mincore", mincore(m, make([]byte, 3)))
 	fmt.Println("copy past the end:", copyFaults(m[2*4096:]))
 }
 
