@@ -5,11 +5,11 @@ import (
 	"time"
 )
 
-// residentPages remembers which pages of a disk file a system call
-// recently found in the host's page cache or left there: a read or write
-// that completed moved every page it touched through the cache. It is what
-// lets File copy a read from its mapping of the file (filemap.go) without
-// a system call to ask, and without the copy waiting on the disk. The
+// residentPages remembers which pages of a disk file were recently in the
+// host's page cache: those a read or write system call moved whole
+// through the cache, and those mincore reported cached. It is what lets
+// File copy a transfer to or from its mapping of the file (filemap.go)
+// without a system call to ask, and without the copy waiting on the disk. The
 // kernel may evict a page at any time, so what it remembers is forgotten
 // forgetAfter after it was learnt; a page evicted within that while makes
 // the copy read it from the disk, as a blocking pread would.
