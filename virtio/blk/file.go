@@ -61,6 +61,10 @@ type File struct {
 	// Where the last read and the last write ended: a transfer from
 	// there is sequential, and learns ahead (filemap.go).
 	readEnd, writeEnd atomic.Int64
+	// Bytes copied through the mapping since it was made, and how many
+	// make remap replace it (filemap.go).
+	copied     atomic.Int64
+	remapAfter int64
 }
 
 // NewFileBackend opens the regular file at path as a disk. Its capacity is

@@ -41,22 +41,63 @@ import (
 //
 // The pages a copy touched count in the process's resident set (as
 // shared file pages, RssFile), as they would in any process mapping the
-// file; they are the page cache's, not memory the VMM owns.
+// file; they are the page cache's, not memory the VMM owns. The page
+// tables that map them are the VMM's, though: 2 MiB of them for each GiB
+// of disk touched, and kept until the mapping goes. So once remapAfter
+// bytes have been copied, the next forget replaces the mapping with a
+// fresh one and unmaps the old (remap): both stay within what 64 MiB of
+// copies touch, 128 KiB of page tables, at the price of faulting the
+// pages in again (fault-around maps 64 KiB a fault for reads).
 
 // mapFile maps the first size bytes of b's file, writable unless the
 // disk is read-only, and starts tracking which of its pages are cached. A
 // file that cannot be mapped is moved with system calls only.
 func (b *File) mapFile(size int64) {
-	prot := unix.PROT_READ | unix.PROT_WRITE
-	if b.readOnly {
-		prot = unix.PROT_READ
-	}
-	m, err := unix.Mmap(b.fd, 0, int(size), prot, unix.MAP_SHARED)
+	m, err := b.mmap(int(size))
 	if err != nil {
 		return
 	}
 	b.mapped = m
+	b.remapAfter = remapAfter
 	b.resident = newResidentPages(size, forgetResident)
+	b.resident.afterForget = b.remap
+}
+
+// remapAfter is how many bytes copies move through one mapping before
+// remap replaces it.
+const remapAfter = 64 << 20
+
+// mmap maps the first size bytes of the file, shared, writable unless the
+// disk is read-only.
+func (b *File) mmap(size int) ([]byte, error) {
+	prot := unix.PROT_READ | unix.PROT_WRITE
+	if b.readOnly {
+		prot = unix.PROT_READ
+	}
+	return unix.Mmap(b.fd, 0, size, prot, unix.MAP_SHARED)
+}
+
+// remap replaces the mapping with a fresh one once remapAfter bytes were
+// copied through it, and unmaps the old one, freeing its page tables. It
+// takes mu only if no transfer holds it (TryLock), so it never makes one
+// wait; a remap that cannot take it, or cannot map, waits for the next
+// forget. The old mapping is unmapped after mu is released: every copy
+// from it held mu for reading, and has ended.
+func (b *File) remap() {
+	if b.copied.Load() < b.remapAfter || !b.mu.TryLock() {
+		return
+	}
+	old, swapped := b.mapped, false
+	if !b.closed && old != nil {
+		if m, err := b.mmap(len(old)); err == nil {
+			b.mapped, swapped = m, true
+			b.copied.Store(0)
+		}
+	}
+	b.mu.Unlock()
+	if swapped {
+		unix.Munmap(old)
+	}
 }
 
 // unmap stops reads from the mapping and unmaps it. The caller holds mu
@@ -92,7 +133,11 @@ func (b *File) copyCached(bufs [][]byte, off int64, n int, write bool) bool {
 			return false
 		}
 	}
-	return copyMapped(bufs, m, write)
+	if !copyMapped(bufs, m, write) {
+		return false
+	}
+	b.copied.Add(int64(n))
+	return true
 }
 
 // learnPages is how many pages a sequential transfer's miss asks mincore

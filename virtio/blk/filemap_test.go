@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -297,4 +298,76 @@ func TestFileMap_WriteFaultOnAFullFilesystem(t *testing.T) {
 	if _, err := b.WriteAt(bytes.Repeat([]byte{1}, 4096), 8192); !errors.Is(err, syscall.ENOSPC) {
 		t.Errorf("write on the full filesystem: %v, want ENOSPC", err)
 	}
+}
+
+// TestFileMap_RemapAfterCopies: once remapAfter bytes were copied, the
+// timer's forget replaces the mapping with a fresh one, and copies go on
+// from it with the file's bytes; while a transfer holds the File, the
+// remap waits for a later forget instead of making it wait.
+func TestFileMap_RemapAfterCopies(t *testing.T) {
+	data := seq(64 << 10)
+	b, _, _ := countingFile(t, data)
+	b.remapAfter = 32 << 10
+	got := make([]byte, 16<<10)
+	read := func() {
+		t.Helper()
+		for off := int64(0); off < 64<<10; off += 16 << 10 {
+			clear(got)
+			if !b.TryReadvAt([][]byte{got}, off) || !bytes.Equal(got, data[off:][:16<<10]) {
+				t.Fatalf("try at %d failed or read other bytes", off)
+			}
+		}
+	}
+	read()
+	first := &b.mapped[0]
+	b.mu.RLock() // a transfer in flight
+	b.resident.timedForget()
+	b.mu.RUnlock()
+	if &b.mapped[0] != first {
+		t.Fatal("the mapping was replaced while a transfer held the File")
+	}
+	b.resident.timedForget()
+	if &b.mapped[0] == first || b.copied.Load() != 0 {
+		t.Fatalf("no new mapping after %d bytes copied (remapAfter %d)", 64<<10, b.remapAfter)
+	}
+	second := &b.mapped[0]
+	b.resident.timedForget() // nothing copied through the new one yet
+	if &b.mapped[0] != second {
+		t.Error("the mapping was replaced with nothing copied through it")
+	}
+	read()
+}
+
+// TestFileMap_RemapUnderLoad: copies from several goroutines while the
+// mapping is replaced again and again read the file's bytes every time
+// (run with -race).
+func TestFileMap_RemapUnderLoad(t *testing.T) {
+	data := seq(256 << 10)
+	b, _, _ := countingFile(t, data)
+	b.remapAfter = 4096
+	var wg sync.WaitGroup
+	for g := range 3 {
+		wg.Go(func() {
+			got := make([]byte, 4096)
+			for i := range 500 {
+				off := int64((g*500+i)%64) << pageShift
+				if !b.TryReadvAt([][]byte{got}, off) {
+					continue // a page not known: a pread, or a failed try
+				}
+				if !bytes.Equal(got, data[off:][:4096]) {
+					t.Errorf("read at %d: other bytes", off)
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 200 {
+			b.resident.timedForget()
+			b.mu.RLock()
+			b.learn(0, 256<<10)
+			b.mu.RUnlock()
+		}
+	})
+	wg.Wait()
 }

@@ -21,6 +21,8 @@ type residentPages struct {
 	chunks      []atomic.Pointer[residentChunk] // one per chunkPages pages; nil: nothing known
 	forgetAfter time.Duration
 	armed       atomic.Bool // a forget is due; set by mark, cleared by forget
+	// afterForget, if set, runs after each forget the timer makes.
+	afterForget func()
 }
 
 const (
@@ -74,7 +76,7 @@ func (r *residentPages) mark(off, n int64) {
 	// the chunks after it too (see forget), so no bit outlives forgetAfter
 	// by more than a timer's lateness.
 	if !r.armed.Load() && r.armed.CompareAndSwap(false, true) {
-		time.AfterFunc(r.forgetAfter, r.forget)
+		time.AfterFunc(r.forgetAfter, r.timedForget)
 	}
 }
 
@@ -94,6 +96,14 @@ func (r *residentPages) forget() {
 	r.armed.Store(false)
 	for i := range r.chunks {
 		r.chunks[i].Store(nil)
+	}
+}
+
+// timedForget is forget, then afterForget: what the timer runs.
+func (r *residentPages) timedForget() {
+	r.forget()
+	if r.afterForget != nil {
+		r.afterForget()
 	}
 }
 
