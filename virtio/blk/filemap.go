@@ -79,13 +79,22 @@ func (b *File) mmap(size int) ([]byte, error) {
 
 // remap replaces the mapping with a fresh one once remapAfter bytes were
 // copied through it, and unmaps the old one, freeing its page tables. It
-// takes mu only if no transfer holds it (TryLock), so it never makes one
-// wait; a remap that cannot take it, or cannot map, waits for the next
-// forget. The old mapping is unmapped after mu is released: every copy
+// takes mu when no transfer holds it (TryLock), so that it makes none
+// wait, and tries again at the next forget; only once 4 × remapAfter
+// were copied, under a load that never left mu free, does it wait for the
+// transfers in flight (new ones wait meanwhile, for one transfer's time
+// at most). The old mapping is unmapped after mu is released: every copy
 // from it held mu for reading, and has ended.
 func (b *File) remap() {
-	if b.copied.Load() < b.remapAfter || !b.mu.TryLock() {
+	copied := b.copied.Load()
+	if copied < b.remapAfter {
 		return
+	}
+	if !b.mu.TryLock() {
+		if copied < 4*b.remapAfter {
+			return
+		}
+		b.mu.Lock()
 	}
 	old, swapped := b.mapped, false
 	if !b.closed && old != nil {

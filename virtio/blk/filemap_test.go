@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // countingFile is a File on a real file of data whose system calls are
@@ -334,6 +335,25 @@ func TestFileMap_RemapAfterCopies(t *testing.T) {
 	b.resident.timedForget() // nothing copied through the new one yet
 	if &b.mapped[0] != second {
 		t.Error("the mapping was replaced with nothing copied through it")
+	}
+	read()
+	// Four times remapAfter copied: the remap waits for the transfer.
+	b.copied.Store(4 * b.remapAfter)
+	b.mu.RLock()
+	done := make(chan struct{})
+	go func() {
+		b.resident.timedForget()
+		close(done)
+	}()
+	select {
+	case <-done:
+		t.Error("the forget returned while a transfer held the File: the overdue remap did not wait for it")
+	case <-time.After(50 * time.Millisecond):
+	}
+	b.mu.RUnlock()
+	<-done
+	if &b.mapped[0] == second {
+		t.Error("no new mapping after 4 × remapAfter copied and the transfer ended")
 	}
 	read()
 }
