@@ -105,13 +105,13 @@ func blkModelSuite(e *Env) ([]Result, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", p.metric(), err)
 			}
-			host, err := runBlkHost(path, p)
+			host, err := runBlkHost(path, p, false)
 			if err != nil {
 				return nil, fmt.Errorf("%s, host: %w", p.metric(), err)
 			}
 			hm := time.Duration(0)
 			if p.depth == 1 {
-				if hm, err = runBlkHostMapped(path, p); err != nil {
+				if hm, err = runBlkHost(path, p, true); err != nil {
 					return nil, fmt.Errorf("%s, host mapping: %w", p.metric(), err)
 				}
 			}
@@ -133,9 +133,13 @@ func blkModelSuite(e *Env) ([]Result, error) {
 	return out, nil
 }
 
-// runBlkHost makes p's transfers with pread or pwrite and returns how long
-// they took.
-func runBlkHost(path string, p blkPattern) (time.Duration, error) {
+// runBlkHost makes p's transfers on the host, one at a time, and returns
+// how long they took: with pread or pwrite, or, mapped, with copies to and
+// from a fresh shared mapping of the file, the host's own fastest way to
+// the page cache and the one blk.Device takes for cached pages. Mapping
+// the file is timed with the copies, as opening the disk is with the
+// device's requests.
+func runBlkHost(path string, p blkPattern, mapped bool) (time.Duration, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return 0, err
@@ -146,11 +150,24 @@ func runBlkHost(path string, p blkPattern) (time.Duration, error) {
 		buf[i] = byte(i) + 1
 	}
 	start := time.Now()
+	var m []byte
+	if mapped {
+		if m, err = unix.Mmap(int(f.Fd()), 0, blkModelFile, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
+			return 0, err
+		}
+		defer unix.Munmap(m)
+	}
+	read := p.typ == blk.TypeIn
 	off := int64(0)
 	for range p.n {
-		if p.typ == blk.TypeIn {
+		switch {
+		case mapped && read:
+			copy(buf, m[off:])
+		case mapped:
+			copy(m[off:off+int64(p.size)], buf)
+		case read:
 			_, err = f.ReadAt(buf, off)
-		} else {
+		default:
 			_, err = f.WriteAt(buf, off)
 		}
 		if err != nil {
@@ -161,41 +178,6 @@ func runBlkHost(path string, p blkPattern) (time.Duration, error) {
 		}
 	}
 	return time.Since(start), nil
-}
-
-// runBlkHostMapped is runBlkHost with copies to and from a fresh shared
-// mapping of the file in place of pread and pwrite: the host's own fastest
-// way to the page cache, and the one blk.Device takes for cached pages.
-// Mapping the file is timed with the copies, as opening the disk is with
-// the device's requests.
-func runBlkHostMapped(path string, p blkPattern) (time.Duration, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	buf := make([]byte, p.size)
-	for i := range buf {
-		buf[i] = byte(i) + 1
-	}
-	start := time.Now()
-	m, err := unix.Mmap(int(f.Fd()), 0, blkModelFile, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return 0, err
-	}
-	off := 0
-	for range p.n {
-		if p.typ == blk.TypeIn {
-			copy(buf, m[off:off+p.size])
-		} else {
-			copy(m[off:off+p.size], buf)
-		}
-		if off += p.size; off+p.size > blkModelFile {
-			off = 0
-		}
-	}
-	took := time.Since(start)
-	return took, unix.Munmap(m)
 }
 
 // runBlkModel runs p's requests through a fresh blk.Device and returns

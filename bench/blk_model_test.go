@@ -24,15 +24,16 @@ func TestBlkModel_RunsEveryPattern(t *testing.T) {
 		if err != nil || dev <= 0 {
 			t.Errorf("%s: device %v, %v", p.metric(), dev, err)
 		}
-		host, err := runBlkHost(path, p)
+		host, err := runBlkHost(path, p, false)
 		if err != nil || host <= 0 {
 			t.Errorf("%s: host %v, %v", p.metric(), host, err)
 		}
 	}
 }
 
-// TestBlkHostMapped_MovesTheData: the host's mapping loop reads and
-// writes the file's bytes where runBlkHost's would.
+// TestBlkHostMapped_MovesTheData: the host's mapping loop (runBlkHost,
+// mapped) writes the file's bytes where its pwrite loop would, and no
+// others.
 func TestBlkHostMapped_MovesTheData(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "disk.img")
 	if err := writePatternFile(path, blkModelFile); err != nil {
@@ -42,10 +43,10 @@ func TestBlkHostMapped_MovesTheData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if took, err := runBlkHostMapped(path, blkPattern{typ: blk.TypeIn, size: 4 << 10, depth: 1, n: 3}); err != nil || took <= 0 {
+	if took, err := runBlkHost(path, blkPattern{typ: blk.TypeIn, size: 4 << 10, depth: 1, n: 3}, true); err != nil || took <= 0 {
 		t.Fatalf("reads: %v, %v", took, err)
 	}
-	if _, err := runBlkHostMapped(path, blkPattern{typ: blk.TypeOut, size: 4 << 10, depth: 1, n: 2}); err != nil {
+	if _, err := runBlkHost(path, blkPattern{typ: blk.TypeOut, size: 4 << 10, depth: 1, n: 2}, true); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(path)

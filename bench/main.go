@@ -52,8 +52,6 @@ func orderedSuites() []suite {
 	return s
 }
 
-// selectSuites keeps the suites named in only (comma-separated; empty keeps
-// all) and fails on a name that is not a suite.
 // baselineSuites keeps the suites that can compare two vmm builds; named
 // in -only, one that cannot is an error.
 func baselineSuites(todo []suite, named bool) ([]suite, error) {
@@ -69,6 +67,8 @@ func baselineSuites(todo []suite, named bool) ([]suite, error) {
 	return out, nil
 }
 
+// selectSuites keeps the suites named in only (comma-separated; empty keeps
+// all) and fails on a name that is not a suite.
 func selectSuites(all []suite, only string) ([]suite, error) {
 	if only == "" {
 		return all, nil

@@ -220,7 +220,8 @@ func (b *File) learn(off int64, n int) {
 }
 
 // cached reports whether the n bytes at off lie in the mapping and every
-// page of them is known to be cached. The caller holds mu.
+// page of them is known to be cached. The caller holds mu, and has
+// checked that b is mapped.
 func (b *File) cached(off int64, n int) bool {
-	return b.resident != nil && off <= int64(len(b.mapped))-int64(n) && b.resident.known(off, int64(n))
+	return off <= int64(len(b.mapped))-int64(n) && b.resident.known(off, int64(n))
 }

@@ -44,10 +44,11 @@ import (
 // file; they are the page cache's, not memory the VMM owns. The page
 // tables that map them are the VMM's, though: 2 MiB of them for each GiB
 // of disk touched, and kept until the mapping goes. So once remapAfter
-// bytes have been copied, the next forget replaces the mapping with a
-// fresh one and unmaps the old (remap): both stay within what 64 MiB of
-// copies touch, 128 KiB of page tables, at the price of faulting the
-// pages in again (fault-around maps 64 KiB a fault for reads).
+// bytes have been copied, a forget replaces the mapping with a fresh one
+// and unmaps the old (remap): both stay within what about 64 MiB of
+// copies touch (256 MiB under a load that keeps the file busy), 128 KiB
+// of page tables, at the price of faulting the pages in again
+// (fault-around maps 64 KiB a fault for reads).
 
 // mapFile maps the first size bytes of b's file, writable unless the
 // disk is read-only, and starts tracking which of its pages are cached. A
@@ -158,10 +159,11 @@ const learnPages = 128
 // cached and marks them, and reports whether it asked. Only pages wholly
 // inside the file as fstat finds it now are marked: the part of a last
 // page past the end of a file cut short would read as zeros from the
-// mapping, not fail. The caller holds mu.
+// mapping, not fail. The caller holds mu, and has checked that b is
+// mapped.
 func (b *File) learnAhead(off int64) bool {
 	var st unix.Stat_t
-	if b.resident == nil || unix.Fstat(b.fd, &st) != nil {
+	if unix.Fstat(b.fd, &st) != nil {
 		return false
 	}
 	first := off &^ pageMask
