@@ -31,6 +31,9 @@ type guestCmd struct {
 type guestRun struct {
 	Phases  map[string]phase
 	Console string
+	// Sched is what the VMM's threads did in each phase (schedstat.go);
+	// a phase is missing where the readings were not to be had.
+	Sched map[string]phaseSched
 }
 
 // guestTimeout bounds one run: a guest that hangs (a device that never
@@ -59,13 +62,29 @@ func runGuest(guest string, c guestCmd) (guestRun, error) {
 	defer timer.Stop()
 
 	clock := newPhaseClock()
+	sched, began := map[string]phaseSched{}, map[string]map[int]threadSched{}
+	onMark := c.OnMark
+	c.OnMark = func(m mark) error {
+		if onMark != nil {
+			if err := onMark(m); err != nil {
+				return err
+			}
+		}
+		now := readSchedstat(cmd.Process.Pid)
+		if !m.End {
+			began[m.Phase] = now
+		} else if ps, ok := schedBetween(began[m.Phase], now); ok {
+			sched[m.Phase] = ps
+		}
+		return nil
+	}
 	console, done, readErr := readConsole(stdout, guest, clock, c)
 	if readErr != nil {
 		cmd.Process.Kill()
 	}
 	io.Copy(io.Discard, stdout) // let the process finish writing
 	waitErr := cmd.Wait()
-	run := guestRun{Phases: clock.done, Console: console}
+	run := guestRun{Phases: clock.done, Console: console, Sched: sched}
 	describe := func(what string) error {
 		return fmt.Errorf("%s under %s: %s; console:\n%s\nstderr:\n%s", guest, argv[0], what, tail(console, 2000), tail(stderr.String(), 2000))
 	}
@@ -137,17 +156,22 @@ func (gm guestMetric) per() string {
 	return gm.Per
 }
 
+// guestFigureKinds is how many figures guestFigures gives per metric.
+const guestFigureKinds = 6
+
 // guestFigures runs c once and returns each metric's value, then each
 // metric's value by the guest's own PM timer (NaN without one), then the
 // guest's polls and then its kicks per operation (NaN where it prints
-// none), in the form alternate wants.
+// none), then per operation the times the VMM's threads other than the
+// vCPU's were scheduled and the microseconds the vCPU thread waited for a
+// CPU (NaN without schedstat), in the form alternate wants.
 func guestFigures(guest string, c guestCmd, metrics []guestMetric) ([]float64, error) {
 	r, err := runGuest(guest, c)
 	if err != nil {
 		return nil, err
 	}
 	n := len(metrics)
-	vals := make([]float64, 4*n)
+	vals := make([]float64, guestFigureKinds*n)
 	for i, gm := range metrics {
 		p, ok := r.Phases[gm.Phase]
 		if !ok {
@@ -165,6 +189,11 @@ func guestFigures(guest string, c guestCmd, metrics []guestMetric) ([]float64, e
 			if count, ok := countLine(r.Console, guest, gm.Phase, name); ok {
 				vals[(2+j)*n+i] = float64(count) / float64(p.End.N)
 			}
+		}
+		vals[4*n+i], vals[5*n+i] = na, na
+		if ps, ok := r.Sched[gm.Phase]; ok && p.End.N > 0 {
+			vals[4*n+i] = float64(ps.otherSlices) / float64(p.End.N)
+			vals[5*n+i] = float64(ps.vcpuWait) / float64(time.Microsecond) / float64(p.End.N)
 		}
 	}
 	return vals, nil
@@ -196,7 +225,9 @@ func (g guestSuite) run(e *Env) ([]Result, error) {
 		r := Result{Suite: g.Suite, Metric: gm.Metric, Unit: gm.Unit, HigherIsBetter: true,
 			VMM: v[i], Peer: p[i], PeerName: g.Peer,
 			Note: guestClockNote(v[n+i], p[n+i], gm.Unit) + countNote("used-ring polls", v[2*n+i], p[2*n+i], gm.per()) +
-				countNote("queue notifications", v[3*n+i], p[3*n+i], gm.per())}
+				countNote("queue notifications", v[3*n+i], p[3*n+i], gm.per()) +
+				countNote("times the VMM's other threads were scheduled", v[4*n+i], p[4*n+i], gm.per()) +
+				countNote("µs the vCPU thread waited for a CPU", v[5*n+i], p[5*n+i], gm.per())}
 		if gm.AtLeast > 0 && e.Baseline == "" {
 			setAtLeast(&r, gm.AtLeast, "QEMU")
 		}
