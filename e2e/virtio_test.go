@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/vmm-dev/vmm/internal/fullfs"
 	"github.com/vmm-dev/vmm/vmm"
 	"github.com/vmm-dev/vmm/vmtest"
 )
@@ -178,24 +179,7 @@ func TestVirtio_FlushedDataSurvivesSIGKILL(t *testing.T) {
 // goes on; vmm does not die.
 func TestVirtio_HostDiskFull_IOError(t *testing.T) {
 	kernel := guest(t, "virtio")
-	if os.Geteuid() != 0 {
-		t.Skip("HOST DISK FULL TEST SKIPPED: mounting a small tmpfs needs root")
-	}
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
-		t.Fatalf("mount a 64 KiB tmpfs: %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
-	disk := filepath.Join(dir, "disk.img")
-	if err := os.WriteFile(disk, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(disk, 64<<10); err != nil { // sparse: no blocks yet
-		t.Fatal(err)
-	}
-	filler, _ := os.Create(filepath.Join(dir, "filler"))
-	filler.Write(make([]byte, 128<<10)) // fills the tmpfs; the error is expected
-	filler.Close()
+	disk := fullfs.SparseDisk(t, 64<<10)
 	res := vmtest.Run(t, vmtest.Config{Kernel: kernel, Memory: "32M", Args: []string{"--rng=false", "--disk", disk}}, guestTimeout)
 	if !strings.Contains(res.Console, "virtio-blk: write status 1\n") || !strings.Contains(res.Console, "virtio: 1 device(s)") || res.Code != 0 {
 		t.Fatalf("status %d, console:\n%s\nstderr:\n%s\nwant the write to fail with IOERR (1) and the guest to finish", res.Code, res.Console, res.Stderr)

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vmm-dev/vmm/internal/fullfs"
 )
 
 // countingFile is a File on a real file of data whose system calls are
@@ -267,24 +269,7 @@ func TestFileMap_SequentialWritesLearnAhead(t *testing.T) {
 // for the page); the copy gives up, and the pwrite after it reports
 // ENOSPC, instead of the process dying.
 func TestFileMap_WriteFaultOnAFullFilesystem(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("FULL FILESYSTEM TEST SKIPPED: mounting a small tmpfs needs root")
-	}
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
-		t.Fatalf("mount a 64 KiB tmpfs: %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
-	path := filepath.Join(dir, "disk.img")
-	if err := os.WriteFile(path, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(path, 64<<10); err != nil { // sparse: no pages yet
-		t.Fatal(err)
-	}
-	filler, _ := os.Create(filepath.Join(dir, "filler"))
-	filler.Write(make([]byte, 128<<10)) // fills the tmpfs; the error is expected
-	filler.Close()
+	path := fullfs.SparseDisk(t, 64<<10)
 	b, err := NewFileBackend(path, false)
 	if err != nil {
 		t.Fatal(err)
