@@ -82,6 +82,7 @@ func (m *Machine) runVCPU(i int) {
 	var tally exitTally
 	defer m.exits.addTally(&tally)
 	y := yielder{last: time.Now()}
+	confined := false
 	for !m.stopping.Load() {
 		if i == 0 {
 			m.firstRun.Do(func() {
@@ -93,6 +94,15 @@ func (m *Machine) runVCPU(i int) {
 		}
 		y.maybeYield()
 		exit, err := c.Run()
+		if !confined {
+			// Run started the guest before the filter was in; nothing it
+			// did is acted on until it is (see Run).
+			<-m.confined
+			confined = true
+			if m.stopping.Load() {
+				return
+			}
+		}
 		if err != nil {
 			m.Stop(ReasonVMMError, err.Error())
 			return
