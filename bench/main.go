@@ -138,6 +138,7 @@ func run() error {
 		results = append(results, rs...)
 	}
 
+	withIntervals(results)
 	rep := Report{Machine: env.Machine, Runs: opts.Runs, Results: results}
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)

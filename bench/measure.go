@@ -19,7 +19,10 @@ type Result struct {
 	// Target is the issue's goal for this metric, e.g. "≤ 5 ms and ≤ 0.2 × peer".
 	Target string `json:"target,omitempty"`
 	// Met says whether VMM meets Target; nil when there is no target.
-	Met  *bool  `json:"met,omitempty"`
+	Met *bool `json:"met,omitempty"`
+	// RatioCI is RatioInterval's 95% interval for the ratio, [low, high].
+	RatioCI []float64 `json:"ratio_ci,omitempty"`
+
 	Note string `json:"note,omitempty"`
 
 	goal goal // what setGoal was given: the plot marks its ratio

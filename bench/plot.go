@@ -31,13 +31,14 @@ const (
 )
 
 var (
-	colBG     = color.RGBA{0xff, 0xff, 0xff, 0xff}
-	colText   = color.RGBA{0x20, 0x20, 0x20, 0xff}
-	colGrid   = color.RGBA{0xdd, 0xdd, 0xdd, 0xff}
-	colOne    = color.RGBA{0x40, 0x40, 0x40, 0xff}
-	colBetter = color.RGBA{0x2e, 0x9e, 0x4f, 0xff}
-	colWorse  = color.RGBA{0xd0, 0x3b, 0x3b, 0xff}
-	colTarget = color.RGBA{0x00, 0x00, 0x00, 0xff}
+	colBG      = color.RGBA{0xff, 0xff, 0xff, 0xff}
+	colText    = color.RGBA{0x20, 0x20, 0x20, 0xff}
+	colGrid    = color.RGBA{0xdd, 0xdd, 0xdd, 0xff}
+	colOne     = color.RGBA{0x40, 0x40, 0x40, 0xff}
+	colBetter  = color.RGBA{0x2e, 0x9e, 0x4f, 0xff}
+	colWorse   = color.RGBA{0xd0, 0x3b, 0x3b, 0xff}
+	colTarget  = color.RGBA{0x00, 0x00, 0x00, 0xff}
+	colWhisker = color.RGBA{0x40, 0x40, 0x40, 0xff}
 )
 
 func writePlot(path string, results []Result) error {
@@ -67,6 +68,9 @@ func drawPlot(results []Result) *image.RGBA {
 		if g := r.goal.ratio(); g > 0 {
 			lo, hi = math.Min(lo, g), math.Max(hi, g)
 		}
+		if a, b, ok := r.RatioInterval(); ok {
+			lo, hi = math.Min(lo, a), math.Max(hi, b)
+		}
 		labelChars = max(labelChars, len([]rune(plotLabel(r))))
 	}
 	lo, hi = math.Pow(10, math.Floor(math.Log10(lo))), math.Pow(10, math.Ceil(math.Log10(hi)))
@@ -82,7 +86,7 @@ func drawPlot(results []Result) *image.RGBA {
 		return x0 + int(math.Round(float64(x1-x0)*(math.Log10(q)-math.Log10(lo))/(math.Log10(hi)-math.Log10(lo))))
 	}
 
-	drawText(img, plotMargin, plotMargin, "vmm / peer, medians, log scale", colText)
+	drawText(img, plotMargin, plotMargin, "vmm / peer, medians, log scale; whiskers: 95% interval", colText)
 	bottom := top + len(rows)*rowH
 	for d := lo; d <= hi*1.001; d *= 10 {
 		x := xOf(d)
@@ -108,6 +112,12 @@ func drawPlot(results []Result) *image.RGBA {
 		}
 		xa, xb := xOf(1), xOf(q)
 		fillRect(img, min(xa, xb), y+(rowH-barH)/2, max(xa, xb)+1, y+(rowH+barH)/2, c)
+		if a, b, ok := r.RatioInterval(); ok {
+			xa, xb, mid := xOf(a), xOf(b), y+rowH/2
+			fillRect(img, xa, mid-1, xb+1, mid+1, colWhisker)
+			fillRect(img, xa, mid-barH/4, xa+1, mid+barH/4, colWhisker)
+			fillRect(img, xb, mid-barH/4, xb+1, mid+barH/4, colWhisker)
+		}
 		if g := r.goal.ratio(); g > 0 {
 			x := xOf(g)
 			fillRect(img, x-1, y+2, x+2, y+rowH-2, colTarget)

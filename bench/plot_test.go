@@ -42,3 +42,26 @@ func TestGlyphs_AllDecode(t *testing.T) {
 		t.Error("an unknown rune should draw as ?")
 	}
 }
+
+// TestDrawPlot_Whiskers: a ratio with an interval gets a whisker; one
+// from too few runs for an interval does not.
+func TestDrawPlot_Whiskers(t *testing.T) {
+	count := func(vmm, peer []float64) int {
+		img := drawPlot([]Result{{Suite: "exits", Metric: "port", Unit: "exits/s", HigherIsBetter: true,
+			VMM: Sample{Values: vmm}, Peer: Sample{Values: peer}}})
+		n := 0
+		for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y; y++ {
+			for x := img.Bounds().Min.X; x < img.Bounds().Max.X; x++ {
+				if img.RGBAAt(x, y) == colWhisker {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	with := count(spread(100, 60, 9), spread(100, 60, 9))
+	without := count([]float64{90, 110}, []float64{90, 110})
+	if with <= without+20 {
+		t.Errorf("%d whisker-coloured pixels with an interval, %d without", with, without)
+	}
+}

@@ -88,11 +88,17 @@ func formatSample(s Sample, unit string) string {
 	return fmt.Sprintf("%s (%s–%s) %s", formatValue(s.Median()), formatValue(s.Min()), formatValue(s.Max()), unit)
 }
 
+// formatRatio is "ratio× (low–high)" with RatioInterval's 95% interval,
+// or the ratio alone when there is no interval.
 func formatRatio(r Result) string {
-	if q := r.Ratio(); q != 0 {
-		return formatValue(q) + "×"
+	q := r.Ratio()
+	if q == 0 {
+		return "—"
 	}
-	return "—"
+	if lo, hi, ok := r.RatioInterval(); ok {
+		return fmt.Sprintf("%s× (%s–%s)", formatValue(q), formatValue(lo), formatValue(hi))
+	}
+	return formatValue(q) + "×"
 }
 
 func formatMet(m *bool) string {
@@ -124,7 +130,7 @@ func row(r Result) (cells []string, note string) {
 	return []string{metric, formatSample(r.VMM, r.Unit), peer, formatRatio(r), target, formatMet(r.Met)}, r.Note
 }
 
-var header = []string{"metric", "vmm median (min–max)", "peer median (min–max)", "vmm/peer", "target", "met"}
+var header = []string{"metric", "vmm median (min–max)", "peer median (min–max)", "vmm/peer (95% interval)", "target", "met"}
 
 func (rep Report) machineLines() []string {
 	m := rep.Machine
