@@ -86,7 +86,7 @@ func drawPlot(results []Result) *image.RGBA {
 		return x0 + int(math.Round(float64(x1-x0)*(math.Log10(q)-math.Log10(lo))/(math.Log10(hi)-math.Log10(lo))))
 	}
 
-	drawText(img, plotMargin, plotMargin, "vmm / peer, medians, log scale; whiskers: 95% interval", colText)
+	drawText(img, plotMargin, plotMargin, "vmm / peer, medians, log scale, whiskers: 95% interval", colText)
 	bottom := top + len(rows)*rowH
 	for d := lo; d <= hi*1.001; d *= 10 {
 		x := xOf(d)
