@@ -277,10 +277,11 @@ func countNote(what string, vmm, peer Sample, per string) string {
 }
 
 // setAtLeast sets r's target to at least factor times the peer's median
-// (the peer called who), and whether vmm meets it. (goal has no
-// minimum ratio.)
+// (the peer called who), and whether vmm meets it; the plot marks the
+// factor. (goal's own text would name the peer "peer".)
 func setAtLeast(r *Result, factor float64, who string) {
 	r.Target = fmt.Sprintf("≥ %.1f × %s", factor, who)
+	r.goal = goal{MinRatio: factor}
 	if len(r.VMM.Values) == 0 || r.Peer.Median() == 0 {
 		return
 	}
