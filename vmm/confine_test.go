@@ -3,6 +3,8 @@ package vmm
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -105,5 +107,31 @@ func TestRun_FilterFails_NoExitHandled(t *testing.T) {
 	}
 	if n := probe.writes.Load(); n != 0 {
 		t.Fatalf("the guest's exit was handled %d times without a filter", n)
+	}
+}
+
+// TestRun_StoppedAtOnce_ClosesCleanly: a machine stopped before its vCPUs
+// run returns from Run only once the queue goroutines are started, so
+// Close, which stops them and resets the devices, never races their start
+// (run it with -race).
+func TestRun_StoppedAtOnce_ClosesCleanly(t *testing.T) {
+	requireKVM(t)
+	disk := filepath.Join(t.TempDir(), "disk")
+	if err := os.WriteFile(disk, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		m, err := New(Config{Kernel: writeGuest(t, []byte{0xEB, 0xFE}), MemoryBytes: 32 << 20, CPUs: 1,
+			Disks: []Disk{{Path: disk}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Stop(ReasonTerminated, "test")
+		if out := m.Run(context.Background()); out.Reason != ReasonTerminated {
+			t.Fatalf("outcome %v", out)
+		}
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
