@@ -27,9 +27,6 @@ type mark struct {
 	ns   int64
 }
 
-// Enabled says whether marks are recorded.
-func Enabled() bool { return enabled }
-
 // Mark records that the phase called name has just ended.
 func Mark(name string) {
 	if !enabled {
