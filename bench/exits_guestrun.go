@@ -157,14 +157,15 @@ func (gm guestMetric) per() string {
 }
 
 // guestFigureKinds is how many figures guestFigures gives per metric.
-const guestFigureKinds = 6
+const guestFigureKinds = 8
 
 // guestFigures runs c once and returns each metric's value, then each
 // metric's value by the guest's own PM timer (NaN without one), then the
 // guest's polls and then its kicks per operation (NaN where it prints
 // none), then per operation the times the VMM's threads other than the
-// vCPU's were scheduled and the microseconds the vCPU thread waited for a
-// CPU (NaN without schedstat), in the form alternate wants.
+// vCPU's were scheduled, the microseconds the vCPU thread waited for a
+// CPU, the microseconds it ran and the times it was put on a CPU (NaN
+// without schedstat), in the form alternate wants.
 func guestFigures(guest string, c guestCmd, metrics []guestMetric) ([]float64, error) {
 	r, err := runGuest(guest, c)
 	if err != nil {
@@ -190,10 +191,15 @@ func guestFigures(guest string, c guestCmd, metrics []guestMetric) ([]float64, e
 				vals[(2+j)*n+i] = float64(count) / float64(p.End.N)
 			}
 		}
-		vals[4*n+i], vals[5*n+i] = na, na
+		for k := 4; k < guestFigureKinds; k++ {
+			vals[k*n+i] = na
+		}
 		if ps, ok := r.Sched[gm.Phase]; ok && p.End.N > 0 {
-			vals[4*n+i] = float64(ps.otherSlices) / float64(p.End.N)
-			vals[5*n+i] = float64(ps.vcpuWait) / float64(time.Microsecond) / float64(p.End.N)
+			per := float64(p.End.N)
+			vals[4*n+i] = float64(ps.otherSlices) / per
+			vals[5*n+i] = float64(ps.vcpuWait) / float64(time.Microsecond) / per
+			vals[6*n+i] = float64(ps.vcpuRun) / float64(time.Microsecond) / per
+			vals[7*n+i] = float64(ps.vcpuSlices) / per
 		}
 	}
 	return vals, nil
@@ -227,7 +233,9 @@ func (g guestSuite) run(e *Env) ([]Result, error) {
 			Note: guestClockNote(v[n+i], p[n+i], gm.Unit) + countNote("used-ring polls", v[2*n+i], p[2*n+i], gm.per()) +
 				countNote("queue notifications", v[3*n+i], p[3*n+i], gm.per()) +
 				countNote("times the VMM's other threads were scheduled", v[4*n+i], p[4*n+i], gm.per()) +
-				countNote("µs the vCPU thread waited for a CPU", v[5*n+i], p[5*n+i], gm.per())}
+				countNote("µs the vCPU thread waited for a CPU", v[5*n+i], p[5*n+i], gm.per()) +
+				countNote("µs the vCPU thread ran", v[6*n+i], p[6*n+i], gm.per()) +
+				countNote("times the vCPU thread was put on a CPU", v[7*n+i], p[7*n+i], gm.per())}
 		if gm.AtLeast > 0 && e.Baseline == "" {
 			setAtLeast(&r, gm.AtLeast, "QEMU")
 		}

@@ -17,7 +17,10 @@ import (
 // it, per operation: how often those other threads were scheduled (each
 // time, a thread woken from sleep, on this host often a cross-CPU
 // interrupt), and how long the vCPU thread waited for a CPU (time the
-// guest did not run). They say how a VMM's threads share the host's CPUs
+// guest did not run). Two more say what the guest's own side cost: how
+// long the vCPU thread ran (the guest's emulated instructions and its
+// exits), and how often it was put on a CPU (each time, KVM loads the
+// vCPU's state again). They say how a VMM's threads share the host's CPUs
 // with its guest, which neither the guest's clock nor its counts show.
 
 // threadSched is one line of /proc/PID/task/TID/schedstat.
@@ -59,7 +62,9 @@ func readSchedstat(pid int) map[int]threadSched {
 
 // phaseSched is what a VMM's threads did between two readings.
 type phaseSched struct {
+	vcpuRun     time.Duration // the busiest thread's time on a CPU
 	vcpuWait    time.Duration // the busiest thread's time waiting for a CPU
+	vcpuSlices  int64         // times the busiest thread was put on a CPU
 	otherSlices int64         // times the other threads were put on a CPU
 }
 
@@ -82,7 +87,7 @@ func schedBetween(begin, end map[int]threadSched) (ps phaseSched, ok bool) {
 	}
 	for tid, d := range deltas {
 		if tid == busiest {
-			ps.vcpuWait = d.wait
+			ps.vcpuRun, ps.vcpuWait, ps.vcpuSlices = d.run, d.wait, d.slices
 			continue
 		}
 		ps.otherSlices += d.slices

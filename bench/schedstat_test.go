@@ -37,9 +37,10 @@ func TestSchedBetween(t *testing.T) {
 	if !ok {
 		t.Fatal("no figures from two readings")
 	}
-	// The vCPU ran most (200 ms): its wait is the 5 ms it gained; the
-	// others were scheduled 20 and 5 times; thread 12 is gone.
-	if want := (phaseSched{vcpuWait: 5 * ms, otherSlices: 25}); got != want {
+	// The vCPU ran most (200 ms): it waited 5 ms more and was scheduled 6
+	// times more; the others were scheduled 20 and 5 times; thread 12 is
+	// gone.
+	if want := (phaseSched{vcpuRun: 200 * ms, vcpuWait: 5 * ms, vcpuSlices: 6, otherSlices: 25}); got != want {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
 	if _, ok := schedBetween(nil, end); ok {
