@@ -14,7 +14,7 @@ import (
 // filterProbe is a port device that notes whether the (stand-in) seccomp
 // filter was in when the guest's write reached it.
 type filterProbe struct {
-	filterIn *atomic.Bool
+	filterIn atomic.Bool
 	writes   atomic.Int32
 	early    atomic.Int32 // writes handled before the filter was in
 }
@@ -36,6 +36,22 @@ var confineGuest = []byte{
 	0xEB, 0xFE, // jmp $
 }
 
+// probedMachine is a 2-vCPU machine running confineGuest, asking for the
+// seccomp filter, with the probe on port 0x99; it is closed when the test
+// ends.
+func probedMachine(t *testing.T) (*Machine, *filterProbe) {
+	t.Helper()
+	requireKVM(t)
+	probe := &filterProbe{}
+	m, err := New(Config{Kernel: writeGuest(t, confineGuest), MemoryBytes: 32 << 20, CPUs: 2, Seccomp: true,
+		ExtraPIO: []PIODevice{{Name: "probe", Base: 0x99, Size: 1, Dev: probe}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m, probe
+}
+
 func withInstaller(t *testing.T, install func() error) {
 	t.Helper()
 	old := installSeccomp
@@ -48,16 +64,7 @@ func withInstaller(t *testing.T, install func() error) {
 // the first KVM_RUN has happened), and the guest's first exit, made at
 // once, is handled only after it is in.
 func TestRun_GuestStartsBeforeFilter_ExitsWaitForIt(t *testing.T) {
-	requireKVM(t)
-	var filterIn atomic.Bool
-	probe := &filterProbe{filterIn: &filterIn}
-	cfg := Config{Kernel: writeGuest(t, confineGuest), MemoryBytes: 32 << 20, CPUs: 2, Seccomp: true,
-		ExtraPIO: []PIODevice{{Name: "probe", Base: 0x99, Size: 1, Dev: probe}}}
-	m, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m, probe := probedMachine(t)
 	withInstaller(t, func() error {
 		for deadline := time.Now().Add(10 * time.Second); m.FirstRunTime().IsZero(); {
 			if time.Now().After(deadline) {
@@ -66,7 +73,7 @@ func TestRun_GuestStartsBeforeFilter_ExitsWaitForIt(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 		time.Sleep(20 * time.Millisecond) // the guest's exit is made by now
-		filterIn.Store(true)
+		probe.filterIn.Store(true)
 		return nil
 	})
 	out := m.Run(context.Background())
@@ -81,16 +88,7 @@ func TestRun_GuestStartsBeforeFilter_ExitsWaitForIt(t *testing.T) {
 // TestRun_FilterFails_NoExitHandled: a filter that cannot be installed ends
 // the run as a VMM error naming it, and the guest's exit is never handled.
 func TestRun_FilterFails_NoExitHandled(t *testing.T) {
-	requireKVM(t)
-	var filterIn atomic.Bool
-	probe := &filterProbe{filterIn: &filterIn}
-	cfg := Config{Kernel: writeGuest(t, confineGuest), MemoryBytes: 32 << 20, CPUs: 2, Seccomp: true,
-		ExtraPIO: []PIODevice{{Name: "probe", Base: 0x99, Size: 1, Dev: probe}}}
-	m, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m, probe := probedMachine(t)
 	withInstaller(t, func() error {
 		time.Sleep(20 * time.Millisecond)
 		return errors.New("seccomp: install the filter: test refusal")
