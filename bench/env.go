@@ -49,6 +49,7 @@ type Env struct {
 	log     io.Writer
 	guests  map[string]string
 	shim    string
+	floors  []floorProgram // built by floorPrograms
 }
 
 // NewEnv builds vmm (unless given), finds QEMU and describes the host.
