@@ -46,39 +46,69 @@ func (a *aml) fail(err error) {
 	}
 }
 
+// The encoders build each term with one allocation, sized up front: a
+// DSDT has a _PRT of 128 small packages, and start-up builds it for
+// every VM.
+
+// amlIntegerMax is the longest ComputationalData integer: a QWord.
+const amlIntegerMax = 9
+
 // amlInteger encodes v as the shortest ComputationalData (§20.2.3).
 func amlInteger(v uint64) []byte {
+	return appendInteger(make([]byte, 0, integerLen(v)), v)
+}
+
+func integerLen(v uint64) int {
+	switch {
+	case v <= 1:
+		return 1
+	case v <= 0xFF:
+		return 2
+	case v <= 0xFFFF:
+		return 3
+	case v <= 0xFFFFFFFF:
+		return 5
+	}
+	return amlIntegerMax
+}
+
+func appendInteger(b []byte, v uint64) []byte {
 	switch {
 	case v == 0:
-		return []byte{amlZeroOp}
+		return append(b, amlZeroOp)
 	case v == 1:
-		return []byte{amlOneOp}
+		return append(b, amlOneOp)
 	case v <= 0xFF:
-		return []byte{amlBytePrefix, byte(v)}
+		return append(b, amlBytePrefix, byte(v))
 	case v <= 0xFFFF:
-		return binary.LittleEndian.AppendUint16([]byte{amlWordPrefix}, uint16(v))
+		return binary.LittleEndian.AppendUint16(append(b, amlWordPrefix), uint16(v))
 	case v <= 0xFFFFFFFF:
-		return binary.LittleEndian.AppendUint32([]byte{amlDWordPrefix}, uint32(v))
+		return binary.LittleEndian.AppendUint32(append(b, amlDWordPrefix), uint32(v))
 	}
-	return binary.LittleEndian.AppendUint64([]byte{amlQWordPrefix}, v)
+	return binary.LittleEndian.AppendUint64(append(b, amlQWordPrefix), v)
 }
 
 // pkgLength encodes the PkgLength of a body of n bytes; the encoded value
 // counts the PkgLength bytes themselves (§20.2.4).
-func (a *aml) pkgLength(n int) []byte {
-	if n < 0 || n > pkgLenMax-4 {
+func (a *aml) pkgLength(n int) []byte { return a.appendPkgLength(nil, n) }
+
+// pkgLenMaxBytes is the longest PkgLength: a lead byte and three more.
+const pkgLenMaxBytes = 4
+
+func (a *aml) appendPkgLength(b []byte, n int) []byte {
+	if n < 0 || n > pkgLenMax-pkgLenMaxBytes {
 		a.fail(fmt.Errorf("aml: package body of %d bytes is too long", n))
-		return nil
+		return b
 	}
 	if n+1 <= pkgLenMax1 {
-		return []byte{byte(n + 1)}
+		return append(b, byte(n+1))
 	}
 	follow := 1 // n is bounded above, so this stops by 3
 	for n+1+follow >= 1<<(4+8*follow) {
 		follow++
 	}
 	total := n + 1 + follow
-	b := []byte{byte(follow<<pkgLenShift) | byte(total&pkgLenNibble)}
+	b = append(b, byte(follow<<pkgLenShift)|byte(total&pkgLenNibble))
 	for i := range follow {
 		b = append(b, byte(total>>(4+8*i)))
 	}
@@ -153,28 +183,38 @@ func nameSeg(s string) ([]byte, error) {
 }
 
 // pkg encodes op, then PkgLength, then the concatenated body.
-func (a *aml) pkg(op []byte, body ...[]byte) []byte {
-	var inner []byte
+func (a *aml) pkg(op []byte, body ...[]byte) []byte { return a.pkgHead(op, nil, body) }
+
+// pkgHead encodes op, then PkgLength, then head and the body after it.
+func (a *aml) pkgHead(op, head []byte, body [][]byte) []byte {
+	n := len(head)
 	for _, p := range body {
-		inner = append(inner, p...)
+		n += len(p)
 	}
-	out := append(append([]byte{}, op...), a.pkgLength(len(inner))...)
-	return append(out, inner...)
+	out := make([]byte, 0, len(op)+pkgLenMaxBytes+n)
+	out = a.appendPkgLength(append(out, op...), n)
+	out = append(out, head...)
+	for _, p := range body {
+		out = append(out, p...)
+	}
+	return out
 }
 
 // name encodes DefName: Name(path, obj) (§20.2.5.1).
 func (a *aml) name(path string, obj []byte) []byte {
-	return append(append([]byte{amlNameOp}, a.nameString(path)...), obj...)
+	ns := a.nameString(path)
+	out := make([]byte, 0, 1+len(ns)+len(obj))
+	return append(append(append(out, amlNameOp), ns...), obj...)
 }
 
 // scope encodes DefScope: Scope(path) { terms } (§20.2.5.1).
 func (a *aml) scope(path string, terms ...[]byte) []byte {
-	return a.pkg([]byte{amlScopeOp}, append([][]byte{a.nameString(path)}, terms...)...)
+	return a.pkgHead([]byte{amlScopeOp}, a.nameString(path), terms)
 }
 
 // device encodes DefDevice: Device(path) { terms } (§20.2.5.2).
 func (a *aml) device(path string, terms ...[]byte) []byte {
-	return a.pkg([]byte{amlExtOpPrefix, amlDeviceOp}, append([][]byte{a.nameString(path)}, terms...)...)
+	return a.pkgHead([]byte{amlExtOpPrefix, amlDeviceOp}, a.nameString(path), terms)
 }
 
 // pkgOf encodes DefPackage with a fixed element count (§20.2.5.4).
@@ -183,7 +223,24 @@ func (a *aml) pkgOf(elems ...[]byte) []byte {
 		a.fail(fmt.Errorf("aml: package of %d elements", len(elems)))
 		return nil
 	}
-	return a.pkg([]byte{amlPackageOp}, append([][]byte{{byte(len(elems))}}, elems...)...)
+	count := [1]byte{byte(len(elems))}
+	return a.pkgHead([]byte{amlPackageOp}, count[:], elems)
+}
+
+// appendIntegerPkg appends DefPackage of the integers vals, which are few
+// enough for a one-byte PkgLength, without building each element apart.
+func (a *aml) appendIntegerPkg(b []byte, vals ...uint64) []byte {
+	var body [1 + 6*amlIntegerMax]byte
+	if len(vals) > 6 {
+		a.fail(fmt.Errorf("aml: integer package of %d elements", len(vals)))
+		return b
+	}
+	inner := append(body[:0], byte(len(vals)))
+	for _, v := range vals {
+		inner = appendInteger(inner, v)
+	}
+	b = a.appendPkgLength(append(b, amlPackageOp), len(inner))
+	return append(b, inner...)
 }
 
 // buffer encodes DefBuffer with its size as an integer (§20.2.5.4).

@@ -1,5 +1,7 @@
 package acpi
 
+import "fmt"
+
 // DSDT (§5.2.11.1): a definition block whose body is AML.
 const (
 	dsdtSignature = "DSDT"
@@ -77,14 +79,15 @@ func DSDT(cfg Config) ([]byte, error) {
 // and 0xFFFF ("any function") in the low, and Source 0 means Source Index is
 // a GSI rather than an index into a link device (§6.2.13).
 func prt(a *aml, routes []INTxRoute) []byte {
-	entries := make([][]byte, 0, len(routes))
-	for _, r := range routes {
-		entries = append(entries, a.pkgOf(
-			amlInteger(uint64(r.Slot)<<16|0xFFFF),
-			amlInteger(uint64(r.Pin)),
-			amlInteger(0),
-			amlInteger(uint64(r.GSI)),
-		))
+	if len(routes) > 0xFF {
+		a.fail(fmt.Errorf("aml: _PRT of %d routes", len(routes)))
+		return nil
 	}
-	return a.pkgOf(entries...)
+	// Each entry: PackageOp, PkgLength, count, and four integers.
+	entries := make([]byte, 0, len(routes)*(3+4*amlIntegerMax))
+	for _, r := range routes {
+		entries = a.appendIntegerPkg(entries, uint64(r.Slot)<<16|0xFFFF, uint64(r.Pin), 0, uint64(r.GSI))
+	}
+	count := [1]byte{byte(len(routes))}
+	return a.pkgHead([]byte{amlPackageOp}, count[:], [][]byte{entries})
 }
