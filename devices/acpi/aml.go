@@ -227,11 +227,15 @@ func (a *aml) pkgOf(elems ...[]byte) []byte {
 	return a.pkgHead([]byte{amlPackageOp}, count[:], elems)
 }
 
-// appendIntegerPkg appends DefPackage of the integers vals, which are few
-// enough for a one-byte PkgLength, without building each element apart.
+// integerPkgMax is the most integers appendIntegerPkg takes: six QWords
+// and the count still fit a one-byte PkgLength.
+const integerPkgMax = 6
+
+// appendIntegerPkg appends DefPackage of the integers vals without
+// building each element apart.
 func (a *aml) appendIntegerPkg(b []byte, vals ...uint64) []byte {
-	var body [1 + 6*amlIntegerMax]byte
-	if len(vals) > 6 {
+	var body [1 + integerPkgMax*amlIntegerMax]byte
+	if len(vals) > integerPkgMax {
 		a.fail(fmt.Errorf("aml: integer package of %d elements", len(vals)))
 		return b
 	}
