@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -75,7 +74,7 @@ func run(memBytes uint64) error {
 	}
 	copy(mem[guestEntry:], guestCode)
 	if err := vm.SetUserMemoryRegion(kvm.UserspaceMemoryRegion{
-		MemorySize: memBytes, UserspaceAddr: uint64(uintptr(unsafe.Pointer(&mem[0]))),
+		MemorySize: memBytes, UserspaceAddr: hostAddr(mem),
 	}); err != nil {
 		return err
 	}
