@@ -80,21 +80,13 @@ func runStartup(e *Env) ([]Result, error) {
 	if e.Baseline == "" {
 		rs[0].setGoal(goal{Max: 5, MaxRatio: 0.2})
 	}
+	figures := len(rs) // the floors' figures follow these on the peer's side
 	for i, f := range floors {
 		rs = append(rs, Result{Suite: "start-up", Unit: "ms",
 			Metric:   "process start to first KVM_RUN, over the " + f.name + " floor",
-			PeerName: f.name + " floor", VMM: v[0], Peer: p[4+i],
-			Note: floorNotes[f.name]})
+			PeerName: f.name + " floor", VMM: v[0], Peer: p[figures+i], Note: f.note})
 	}
 	return rs, nil
-}
-
-// floorNotes say what each floor is, under the table.
-var floorNotes = map[string]string{
-	"Go": "the Go floor (bench/floor) makes only the KVM calls every VMM makes before the guest's first instruction, " +
-		"fetching CPUID beside the VM's creation as vmm does: what this host charges a VMM written in Go; vmm's figures are those of the first row",
-	"C": "the C floor (bench/floor.go) makes the same calls one after another from a static C program: " +
-		"what this host charges a VMM with no runtime to start",
 }
 
 // startupOnce boots hello once and returns the three intervals in ms.
