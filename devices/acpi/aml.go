@@ -54,23 +54,7 @@ func (a *aml) fail(err error) {
 const amlIntegerMax = 9
 
 // amlInteger encodes v as the shortest ComputationalData (§20.2.3).
-func amlInteger(v uint64) []byte {
-	return appendInteger(make([]byte, 0, integerLen(v)), v)
-}
-
-func integerLen(v uint64) int {
-	switch {
-	case v <= 1:
-		return 1
-	case v <= 0xFF:
-		return 2
-	case v <= 0xFFFF:
-		return 3
-	case v <= 0xFFFFFFFF:
-		return 5
-	}
-	return amlIntegerMax
-}
+func amlInteger(v uint64) []byte { return appendInteger(make([]byte, 0, amlIntegerMax), v) }
 
 func appendInteger(b []byte, v uint64) []byte {
 	switch {
@@ -88,13 +72,11 @@ func appendInteger(b []byte, v uint64) []byte {
 	return binary.LittleEndian.AppendUint64(append(b, amlQWordPrefix), v)
 }
 
-// pkgLength encodes the PkgLength of a body of n bytes; the encoded value
-// counts the PkgLength bytes themselves (§20.2.4).
-func (a *aml) pkgLength(n int) []byte { return a.appendPkgLength(nil, n) }
-
 // pkgLenMaxBytes is the longest PkgLength: a lead byte and three more.
 const pkgLenMaxBytes = 4
 
+// appendPkgLength appends the PkgLength of a body of n bytes; the encoded
+// value counts the PkgLength bytes themselves (§20.2.4).
 func (a *aml) appendPkgLength(b []byte, n int) []byte {
 	if n < 0 || n > pkgLenMax-pkgLenMaxBytes {
 		a.fail(fmt.Errorf("aml: package body of %d bytes is too long", n))

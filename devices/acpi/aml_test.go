@@ -22,15 +22,15 @@ func TestAML_PkgLength_Encodings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var a aml
-		if got := a.pkgLength(tt.body); !bytes.Equal(got, tt.want) || a.err != nil {
-			t.Errorf("pkgLength(%d) = % x, %v; want % x", tt.body, got, a.err, tt.want)
+		if got := a.appendPkgLength(nil, tt.body); !bytes.Equal(got, tt.want) || a.err != nil {
+			t.Errorf("appendPkgLength(%d) = % x, %v; want % x", tt.body, got, a.err, tt.want)
 		}
 	}
 }
 
 func TestAML_PkgLength_TooLong_Fails(t *testing.T) {
 	var a aml
-	a.pkgLength(1<<28 - 4)
+	a.appendPkgLength(nil, 1<<28-4)
 	if a.err == nil {
 		t.Fatal("no error for a body of 2^28-4 bytes")
 	}
