@@ -111,13 +111,9 @@ func (e *Env) floorPrograms() ([]floorProgram, error) {
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build the Go floor: %w\n%s", err, out)
 	}
-	src := filepath.Join(e.Work, "floor.c")
-	cBin := filepath.Join(e.Work, "floor-c")
-	if err := os.WriteFile(src, []byte(floorC), 0o644); err != nil {
-		return nil, err
-	}
-	if out, err := exec.Command("gcc", "-O2", "-static", "-Wall", "-o", cBin, src).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build the C floor (gcc with static libc and linux/kvm.h: make deps): %w\n%s", err, out)
+	cBin, err := buildC(e.Work, "floor-c", floorC, "-static")
+	if err != nil {
+		return nil, fmt.Errorf("build the C floor (gcc with static libc and linux/kvm.h: make deps): %w", err)
 	}
 	e.floors = []floorProgram{
 		{"Go", goBin, "the Go floor (bench/floor) makes only the KVM calls every VMM makes before the guest's first instruction, " +

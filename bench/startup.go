@@ -202,15 +202,25 @@ func (e *Env) kvmRunShim() (string, error) {
 	if e.shim != "" {
 		return e.shim, nil
 	}
-	src := filepath.Join(e.Work, "kvmrunstamp.c")
-	lib := filepath.Join(e.Work, "kvmrunstamp.so")
-	if err := os.WriteFile(src, []byte(kvmRunShimC), 0o644); err != nil {
-		return "", err
-	}
-	out, err := exec.Command("gcc", "-shared", "-fPIC", "-O2", "-Wall", "-o", lib, src, "-ldl").CombinedOutput()
+	lib, err := buildC(e.Work, "kvmrunstamp.so", kvmRunShimC, "-shared", "-fPIC", "-ldl")
 	if err != nil {
-		return "", fmt.Errorf("build the KVM_RUN shim: %w\n%s", err, out)
+		return "", fmt.Errorf("build the KVM_RUN shim: %w", err)
 	}
 	e.shim = lib
 	return lib, nil
+}
+
+// buildC compiles src with gcc -O2 -Wall and flags into dir/out and
+// returns out's path; a failure carries gcc's output.
+func buildC(dir, out, src string, flags ...string) (string, error) {
+	path := filepath.Join(dir, out)
+	srcPath := path + ".c"
+	if err := os.WriteFile(srcPath, []byte(src), 0o644); err != nil {
+		return "", err
+	}
+	args := append([]string{"-O2", "-Wall", "-o", path, srcPath}, flags...)
+	if msg, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%w\n%s", err, msg)
+	}
+	return path, nil
 }
